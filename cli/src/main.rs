@@ -1,0 +1,356 @@
+//! `tweetlambda`: the one command of the pipeline. Parses arguments, sets up
+//! logging and configuration, and calls the library of the layer asked for.
+
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use tokio::sync::watch;
+use tweetlambda_replayer::{generate, kafka::KafkaOptions, load, replay};
+
+/// Lambda-architecture analytics of tweet streams.
+#[derive(Parser, Debug)]
+#[command(name = "tweetlambda", version, about)]
+struct Cli {
+    /// TOML configuration file (see README, "Configuration").
+    #[arg(long, global = true, env = "TWEETLAMBDA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log filter, e.g. `info`, `debug`, `tweetlambda_replayer=debug`.
+    #[arg(long, global = true, env = "TWEETLAMBDA_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Import tweet files (API v1.1 JSONL, API v2 JSON, CSV export) into MySQL.
+    Load(LoadArgs),
+    /// Stream tweets from MySQL into Kafka in event-time order.
+    Replay(ReplayArgs),
+    /// Write synthetic tweets into MySQL (for benchmarks).
+    Generate(GenerateArgs),
+    /// Create the schema of `sql/` in a database (idempotent).
+    Migrate(MysqlArgs),
+}
+
+#[derive(Args, Debug)]
+struct MysqlArgs {
+    /// MySQL URL, `mysql://USER:PASSWORD@HOST:PORT/DATABASE`.
+    #[arg(long, env = "TWEETLAMBDA_MYSQL_URL")]
+    mysql_url: String,
+}
+
+#[derive(Args, Debug)]
+struct KafkaArgs {
+    /// Kafka bootstrap servers, `HOST:PORT[,HOST:PORT…]`.
+    #[arg(long, env = "TWEETLAMBDA_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// A librdkafka property passed through as is, e.g.
+    /// `-X security.protocol=SASL_SSL`; repeatable.
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = parse_property)]
+    kafka_property: Vec<(String, String)>,
+}
+
+impl KafkaArgs {
+    fn options(&self, from_file: &[(String, String)]) -> KafkaOptions {
+        let mut properties = from_file.to_vec();
+        properties.extend(self.kafka_property.iter().cloned());
+        KafkaOptions {
+            brokers: self.brokers.clone(),
+            properties,
+        }
+    }
+}
+
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    tweetlambda_core::parse_event_time(s).map_err(|e| e.to_string())
+}
+
+#[derive(Args, Debug)]
+struct LoadArgs {
+    #[command(flatten)]
+    mysql: MysqlArgs,
+    /// Files to load.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Input format: `auto` (by extension: `.csv` is CSV, else JSON lines), `json` or `csv`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "json", "csv"])]
+    format: String,
+    /// Tweets per transaction.
+    #[arg(long, default_value_t = 2000)]
+    batch_size: usize,
+}
+
+#[derive(Args, Debug)]
+struct ReplayArgs {
+    #[command(flatten)]
+    mysql: MysqlArgs,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Pacing: `max`, or N times real time (`1x`, `60x`) over the gaps between event times.
+    #[arg(long, default_value = "max", value_parser = clap::value_parser!(replay::Speed))]
+    speed: replay::Speed,
+    /// Replay tweets created at or after this time (any supported format, e.g. RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    from: Option<DateTime<Utc>>,
+    /// Replay tweets created before this time.
+    #[arg(long, value_parser = parse_time)]
+    to: Option<DateTime<Utc>>,
+    /// Topic for tweets (key: tweet id).
+    #[arg(long, env = "TWEETLAMBDA_TWEETS_TOPIC", default_value = "tweets")]
+    tweets_topic: String,
+    /// Topic for hashtags (key: hashtag).
+    #[arg(long, env = "TWEETLAMBDA_HASHTAGS_TOPIC", default_value = "hashtags")]
+    hashtags_topic: String,
+    /// Topic for rows that cannot be replayed.
+    #[arg(
+        long,
+        env = "TWEETLAMBDA_DEAD_LETTER_TOPIC",
+        default_value = "tweets.dead-letter"
+    )]
+    dead_letter_topic: String,
+    /// Partitions of the topics the replay creates.
+    #[arg(long, env = "TWEETLAMBDA_PARTITIONS", default_value_t = 3)]
+    partitions: i32,
+    /// Name of the checkpoint that makes this replay resumable.
+    #[arg(long = "checkpoint", default_value = "default")]
+    checkpoint_name: String,
+    /// Ignore the checkpoint and publish everything again.
+    #[arg(long)]
+    restart: bool,
+    /// How often progress is made durable, e.g. `1s`, `500ms`.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    checkpoint_interval: Duration,
+    /// Rows read from MySQL per query.
+    #[arg(long, default_value_t = 10_000)]
+    fetch_size: u32,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: use e.g. 500ms, 2s, 1m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?}: use ms, s, m or h")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("invalid duration {s:?}"))
+}
+
+#[derive(Args, Debug)]
+struct GenerateArgs {
+    #[command(flatten)]
+    mysql: MysqlArgs,
+    /// Number of tweets.
+    #[arg(long, default_value_t = 1_000_000)]
+    tweets: u64,
+    /// Event time of the first tweet.
+    #[arg(long, default_value = "2021-08-29T00:00:00Z", value_parser = parse_time)]
+    start: DateTime<Utc>,
+    /// Average tweets per second of event time.
+    #[arg(long, default_value_t = 500.0)]
+    rate: f64,
+    /// Distinct hashtags.
+    #[arg(long, default_value_t = 50_000)]
+    vocabulary: u64,
+    /// Zipf exponent of hashtag popularity.
+    #[arg(long, default_value_t = 1.1)]
+    zipf: f64,
+    /// Share of tweets that are retweets.
+    #[arg(long, default_value_t = 0.3)]
+    retweets: f64,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let mut kafka_from_file = Vec::new();
+    if let Some(path) = config::config_path(&args) {
+        match config::read(&path) {
+            Ok(settings) => {
+                for (var, value) in settings.env {
+                    if std::env::var_os(&var).is_none() {
+                        // Single-threaded here: no runtime has started yet.
+                        std::env::set_var(var, value);
+                    }
+                }
+                kafka_from_file = settings.kafka;
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, kafka_from_file)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A channel that turns true on Ctrl-C or SIGTERM.
+fn shutdown_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                        let _ = tx.send(true);
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown requested: finishing the current batch and saving progress");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+fn is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+}
+
+async fn run(command: Command, kafka_from_file: Vec<(String, String)>) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Load(a) => {
+            let options = load::LoadOptions {
+                mysql_url: a.mysql.mysql_url,
+                files: a.files,
+                format: match a.format.as_str() {
+                    "json" => load::Format::Json,
+                    "csv" => load::Format::Csv,
+                    _ => load::Format::Auto,
+                },
+                batch_size: a.batch_size.max(1),
+                progress: is_terminal(),
+            };
+            let summary = load::run(&options).await.context("load failed")?;
+            println!("load: {summary}");
+        }
+        Command::Replay(a) => {
+            let options = replay::ReplayOptions {
+                mysql_url: a.mysql.mysql_url,
+                kafka: a.kafka.options(&kafka_from_file),
+                topics: replay::Topics {
+                    tweets: a.tweets_topic,
+                    hashtags: a.hashtags_topic,
+                    dead_letters: a.dead_letter_topic,
+                },
+                partitions: a.partitions.max(1),
+                speed: a.speed,
+                from: a.from,
+                to: a.to,
+                checkpoint_name: a.checkpoint_name,
+                restart: a.restart,
+                checkpoint_interval: a.checkpoint_interval,
+                fetch_size: a.fetch_size.max(1),
+                progress: is_terminal(),
+            };
+            let summary = replay::run(&options, shutdown_signal())
+                .await
+                .context("replay failed")?;
+            println!("replay: {summary}");
+            if summary.interrupted {
+                return Ok(ExitCode::from(130));
+            }
+        }
+        Command::Generate(a) => {
+            let options = generate::GenerateOptions {
+                mysql_url: a.mysql.mysql_url,
+                tweets: a.tweets,
+                start: a.start,
+                rate_per_sec: a.rate,
+                vocabulary: a.vocabulary,
+                zipf_exponent: a.zipf,
+                retweet_share: a.retweets.clamp(0.0, 1.0),
+                seed: a.seed,
+                batch_size: 5000,
+            };
+            let summary = generate::run(&options).await.context("generate failed")?;
+            println!("generate: {summary}");
+        }
+        Command::Migrate(a) => {
+            let pool = tweetlambda_replayer::mysql::connect(&a.mysql_url, 1).await?;
+            tweetlambda_replayer::mysql::migrate(&pool).await?;
+            println!("migrate: schema is up to date");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("1y").is_err());
+    }
+
+    #[test]
+    fn properties_need_a_key() {
+        assert_eq!(parse_property("a.b=c=d"), Ok(("a.b".into(), "c=d".into())));
+        assert!(parse_property("=x").is_err());
+        assert!(parse_property("novalue").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,231 @@
+//! Test helpers: a fresh MySQL database per test, unique topic names, the
+//! `tweetlambda` binary, and reading topics back. The services are the real
+//! MariaDB and Tansu started by `scripts/services.sh --profile test up`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// The MySQL server, without a database: `TWEETLAMBDA_TEST_MYSQL_URL`.
+pub fn mysql_server() -> String {
+    std::env::var("TWEETLAMBDA_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://tweetlambda:tweetlambda@127.0.0.1:13306".into())
+}
+
+/// The broker: `TWEETLAMBDA_TEST_BROKERS`.
+pub fn brokers() -> String {
+    std::env::var("TWEETLAMBDA_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
+}
+
+/// A file of the shared tweet data.
+pub fn shared_data(name: &str) -> PathBuf {
+    let dir = std::env::var("TWEETLAMBDA_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
+    dir.join(name)
+}
+
+/// A short unique name.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// A new, empty database.
+pub struct TestDb {
+    /// Its URL.
+    pub url: String,
+    /// Its name.
+    pub name: String,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let name = unique("tl_test");
+        let pool = sqlx::MySqlPool::connect(&mysql_server())
+            .await
+            .expect("MySQL test server (scripts/services.sh --profile test up)");
+        sqlx::query(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+            .execute(&pool)
+            .await
+            .expect("create database");
+        TestDb {
+            url: format!("{}/{name}", mysql_server()),
+            name,
+        }
+    }
+
+    pub async fn pool(&self) -> sqlx::MySqlPool {
+        sqlx::MySqlPool::connect(&self.url)
+            .await
+            .expect("connect to test database")
+    }
+
+    /// Loads a SQL dump the way a user does: `mariadb DB < dump.sql`.
+    pub fn load_dump(&self, dump: &std::path::Path) {
+        let rest = mysql_server().trim_start_matches("mysql://").to_string();
+        let (creds, hostport) = rest.split_once('@').expect("user@host in the test URL");
+        let (user, password) = creds.split_once(':').unwrap_or((creds, ""));
+        let (host, port) = hostport.split_once(':').unwrap_or((hostport, "3306"));
+        let file = std::fs::File::open(dump).expect("dump file");
+        let status = Command::new("mariadb")
+            .args(["--protocol=TCP", "-h", host, "-P", port, "-u", user])
+            .arg(format!("-p{password}"))
+            .arg(&self.name)
+            .stdin(file)
+            .status()
+            .expect("run the mariadb client");
+        assert!(
+            status.success(),
+            "mariadb {} < {}",
+            self.name,
+            dump.display()
+        );
+    }
+}
+
+/// Runs `tweetlambda ARGS…` and returns its output.
+pub fn tweetlambda(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tweetlambda"))
+        .args(args)
+        .env("TWEETLAMBDA_LOG", "warn")
+        .env_remove("TWEETLAMBDA_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tweetlambda")
+}
+
+/// Starts `tweetlambda ARGS…` without waiting.
+pub fn spawn_tweetlambda(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_tweetlambda"))
+        .args(args)
+        .env("TWEETLAMBDA_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tweetlambda")
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(output: Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "tweetlambda failed: {:?}\nstdout: {stdout}\nstderr: {stderr}",
+        output.status
+    );
+    stdout
+}
+
+/// Topic names unique to one test.
+pub struct TestTopics {
+    pub tweets: String,
+    pub hashtags: String,
+    pub dead_letters: String,
+}
+
+impl TestTopics {
+    pub fn new() -> TestTopics {
+        let id = unique("t");
+        TestTopics {
+            tweets: format!("{id}.tweets"),
+            hashtags: format!("{id}.hashtags"),
+            dead_letters: format!("{id}.dead"),
+        }
+    }
+
+    /// The replay arguments for these topics and a database.
+    pub fn replay_args(&self, db: &TestDb) -> Vec<String> {
+        vec![
+            "replay".into(),
+            "--mysql-url".into(),
+            db.url.clone(),
+            "--brokers".into(),
+            brokers(),
+            "--tweets-topic".into(),
+            self.tweets.clone(),
+            "--hashtags-topic".into(),
+            self.hashtags.clone(),
+            "--dead-letter-topic".into(),
+            self.dead_letters.clone(),
+        ]
+    }
+}
+
+/// A message read back.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: String,
+    pub value: serde_json::Value,
+}
+
+/// Reads every message of a topic, from the beginning to its current end.
+pub fn read_topic(topic: &str) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut ends = BTreeMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+            .expect("watermarks");
+        if high > 0 {
+            ends.insert(p.id(), high);
+            assignment
+                .add_partition_offset(topic, p.id(), Offset::Beginning)
+                .expect("assign");
+        }
+    }
+    let mut out = Vec::new();
+    if ends.is_empty() {
+        return out;
+    }
+    consumer.assign(&assignment).expect("assign");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ends.is_empty() {
+        assert!(Instant::now() < deadline, "timed out reading {topic}");
+        let Some(m) = consumer.poll(Duration::from_millis(500)) else {
+            continue;
+        };
+        let m = m.expect("message");
+        let key = m
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .unwrap_or_default();
+        let value = m
+            .payload()
+            .map(|p| serde_json::from_slice(p).expect("JSON payload"))
+            .unwrap_or_default();
+        out.push(Record {
+            partition: m.partition(),
+            offset: m.offset(),
+            key,
+            value,
+        });
+        if ends
+            .get(&m.partition())
+            .is_some_and(|end| m.offset() + 1 >= *end)
+        {
+            ends.remove(&m.partition());
+        }
+    }
+    out
+}

@@ -1,0 +1,174 @@
+//! `tweetlambda load`, then replay, on the shared API JSON and CSV files.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+
+use super::helpers::*;
+
+fn distinct_ids_in_jsonl(path: &std::path::Path) -> HashSet<String> {
+    std::fs::read_to_string(path)
+        .expect("read JSONL")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["id_str"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn distinct_ids_in_csv(path: &std::path::Path) -> HashSet<String> {
+    let mut reader = csv::Reader::from_path(path).expect("read CSV");
+    let column = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .position(|h| h == "tweet_id")
+        .expect("tweet_id column");
+    reader
+        .records()
+        .map(|r| r.expect("row")[column].to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn api_json_and_csv_load_idempotently_and_replay_every_distinct_tweet() {
+    let db = TestDb::new().await;
+    let jsonl = shared_data("twitter_api_v1_sample.jsonl");
+    let csv_file = shared_data("gop_debate_2015.csv");
+    let expected: HashSet<String> = distinct_ids_in_jsonl(&jsonl)
+        .union(&distinct_ids_in_csv(&csv_file))
+        .cloned()
+        .collect();
+
+    let out = ok(tweetlambda(&[
+        "load",
+        "--mysql-url",
+        &db.url,
+        jsonl.to_str().unwrap_or_default(),
+        csv_file.to_str().unwrap_or_default(),
+    ]));
+    assert!(
+        out.contains(&format!("{} inserted", expected.len())),
+        "{out}"
+    );
+    assert!(out.contains("0 lines skipped"), "{out}");
+
+    // Loading again changes nothing.
+    let again = ok(tweetlambda(&[
+        "load",
+        "--mysql-url",
+        &db.url,
+        jsonl.to_str().unwrap_or_default(),
+        csv_file.to_str().unwrap_or_default(),
+    ]));
+    assert!(again.contains("0 inserted"), "{again}");
+    assert!(again.contains("0 new hashtags"), "{again}");
+
+    let topics = TestTopics::new();
+    let mut args = topics.replay_args(&db);
+    args.push("--speed".into());
+    args.push("max".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(tweetlambda(&args));
+    let tweets = read_topic(&topics.tweets);
+    let got: HashSet<String> = tweets.iter().map(|r| r.key.clone()).collect();
+    assert_eq!(tweets.len(), expected.len());
+    assert_eq!(got, expected);
+
+    // A retweet's hashtags come from the retweeted tweet's full text, not the
+    // truncated top-level text: check every such retweet of the file.
+    let by_id: HashMap<&str, &serde_json::Value> =
+        tweets.iter().map(|r| (r.key.as_str(), &r.value)).collect();
+    let mut checked = 0;
+    for line in std::fs::read_to_string(&jsonl).expect("read").lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("valid line");
+        let Some(rt) = v.get("retweeted_status") else {
+            continue;
+        };
+        let entities = rt
+            .get("extended_tweet")
+            .and_then(|e| e.get("entities"))
+            .or_else(|| rt.get("entities"));
+        let mut full: Vec<String> = entities
+            .and_then(|e| e["hashtags"].as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|h| h["text"].as_str().map(str::to_lowercase))
+                    .collect()
+            })
+            .unwrap_or_default();
+        full.sort();
+        full.dedup();
+        let id = v["id_str"].as_str().expect("id_str");
+        let mut replayed: Vec<String> = by_id[id]["hashtags"]
+            .as_array()
+            .expect("hashtags")
+            .iter()
+            .filter_map(|h| h.as_str().map(str::to_string))
+            .collect();
+        replayed.sort();
+        assert_eq!(replayed, full, "retweet {id}");
+        assert_eq!(by_id[id]["retweet_of"], rt["id_str"], "retweet {id}");
+        assert!(by_id[id]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("RT @"));
+        checked += 1;
+    }
+    assert!(checked > 100, "the sample holds retweets ({checked})");
+
+    // The CSV's engagement field and the time zone arrive.
+    let gop = tweets
+        .iter()
+        .find(|r| r.key == "629697200650592256")
+        .expect("first CSV row");
+    assert_eq!(gop.value["created_at"], "2015-08-07T16:54:46Z");
+    assert_eq!(gop.value["retweet_count"], 5);
+    assert!(gop.value["hashtags"]
+        .as_array()
+        .expect("hashtags")
+        .iter()
+        .any(|h| h == "gopdebate"));
+}
+
+#[tokio::test]
+async fn broken_lines_are_reported_with_their_line_number_and_skipped() {
+    let db = TestDb::new().await;
+    let source = std::fs::read_to_string(shared_data("twitter_api_v1_sample.jsonl")).expect("read");
+    let good: Vec<&str> = source.lines().take(3).collect();
+    let dir = std::env::temp_dir().join(unique("tl_load"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("mixed.jsonl");
+    let mut f = std::fs::File::create(&path).expect("create");
+    writeln!(f, "{}", good[0]).expect("write");
+    writeln!(f, "{{\"id_str\": \"5\", \"text\": broken").expect("write");
+    f.write_all(b"\xff\xfe not utf-8\n").expect("write");
+    writeln!(f, "{}", good[1]).expect("write");
+    writeln!(
+        f,
+        "{}",
+        good[2].replace("\"created_at\": \"", "\"created_at\": \"someday ")
+    )
+    .expect("write");
+    drop(f);
+
+    let out = ok(tweetlambda(&[
+        "load",
+        "--mysql-url",
+        &db.url,
+        path.to_str().unwrap_or_default(),
+    ]));
+    assert!(out.contains("2 inserted"), "{out}");
+    assert!(out.contains("3 lines skipped"), "{out}");
+    assert!(out.contains("mixed.jsonl:2: invalid JSON"), "{out}");
+    assert!(out.contains("mixed.jsonl:3: not valid UTF-8"), "{out}");
+    assert!(
+        out.contains("mixed.jsonl:5: unrecognised date-time"),
+        "{out}"
+    );
+    let pool = db.pool().await;
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tweets")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(n, 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,22 @@
+//! Shared code of every tweetlambda layer: the tweet model and its messages,
+//! event time, hashtag normalisation, buckets and the engagement score.
+//! Both the speed and the batch layer compute with these functions, so that
+//! they compute the same thing.
+//!
+//! # Layout
+//!
+//! - [`time`]: parsing creation times of every source format into UTC.
+//! - [`hashtag`]: the one hashtag normalisation, and extraction from text.
+//! - [`bucket`]: epoch-aligned event-time buckets.
+//! - [`tweet`]: the `tweets` and `hashtags` topic messages and the
+//!   engagement score.
+
+pub mod bucket;
+pub mod hashtag;
+pub mod time;
+pub mod tweet;
+
+pub use bucket::{bucket_start, bucket_start_ms, DEFAULT_BUCKET_MS};
+pub use hashtag::{distinct_hashtags, extract_hashtags, normalize_hashtag};
+pub use time::{format_rfc3339, parse_event_time, TimeError};
+pub use tweet::{engagement_score, Geo, HashtagEvent, TweetEvent, User};

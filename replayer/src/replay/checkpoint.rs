@@ -1,0 +1,134 @@
+//! The replay checkpoint, kept in MySQL table `replay_checkpoints`.
+//!
+//! A checkpoint says: every tweet up to `position` (in replay order) has
+//! been published and acknowledged, and at that moment the topics ended at
+//! `offsets`. Messages after `offsets` may have been published after the
+//! checkpoint by a replay that then died; a restart reads them back and
+//! does not send them again, so every message is published exactly once.
+
+use serde::{Deserialize, Serialize};
+use sqlx::mysql::MySqlPool;
+use sqlx::Row;
+
+use crate::error::{Error, Result};
+use crate::kafka::Offsets;
+
+/// Which part of the replay a checkpoint is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Publishing rows whose event time cannot be parsed to the dead-letter topic.
+    DeadLetters,
+    /// Publishing tweets in event-time order.
+    Tweets,
+    /// Finished.
+    Done,
+}
+
+impl Phase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Phase::DeadLetters => "dead_letters",
+            Phase::Tweets => "tweets",
+            Phase::Done => "done",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Phase> {
+        match s {
+            "dead_letters" => Some(Phase::DeadLetters),
+            "tweets" => Some(Phase::Tweets),
+            "done" => Some(Phase::Done),
+            _ => None,
+        }
+    }
+}
+
+/// The settings a checkpoint belongs to; resuming with others is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Topic names.
+    pub topics: super::Topics,
+    /// `--from`, RFC 3339.
+    pub from: Option<String>,
+    /// `--to`, RFC 3339.
+    pub to: Option<String>,
+}
+
+/// A position in replay order: (event time in ms, tweet id).
+pub type Position = (i64, i64);
+
+/// A stored checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// Its name.
+    pub name: String,
+    /// What it belongs to.
+    pub settings: Settings,
+    /// Which phase the replay is in.
+    pub phase: Phase,
+    /// The last tweet published, in replay order.
+    pub position: Option<Position>,
+    /// Topic end offsets when it was taken.
+    pub offsets: Offsets,
+    /// Rows read up to it, over all runs.
+    pub rows_read: i64,
+}
+
+impl Checkpoint {
+    /// Reads the checkpoint called `name`, if there is one.
+    pub async fn load(pool: &MySqlPool, name: &str) -> Result<Option<Checkpoint>> {
+        let row = sqlx::query(
+            "SELECT settings, phase, position_ms, position_tweet_id, offsets, rows_read \
+             FROM replay_checkpoints WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+        .map_err(Error::mysql("read the replay checkpoint"))?;
+        let Some(row) = row else { return Ok(None) };
+        let corrupt = |what: &str| {
+            Error::Config(format!(
+                "replay checkpoint {name:?} is unreadable ({what}); start over with --restart"
+            ))
+        };
+        let settings: String = row.get(0);
+        let phase: String = row.get(1);
+        let position_ms: Option<i64> = row.get(2);
+        let position_id: Option<i64> = row.get(3);
+        let offsets: String = row.get(4);
+        Ok(Some(Checkpoint {
+            name: name.to_string(),
+            settings: serde_json::from_str(&settings).map_err(|_| corrupt("settings"))?,
+            phase: Phase::parse(&phase).ok_or_else(|| corrupt("phase"))?,
+            position: position_ms.zip(position_id),
+            offsets: serde_json::from_str(&offsets).map_err(|_| corrupt("offsets"))?,
+            rows_read: row.get(5),
+        }))
+    }
+
+    /// Writes (creates or replaces) the checkpoint.
+    pub async fn save(&self, pool: &MySqlPool) -> Result<()> {
+        let settings =
+            serde_json::to_string(&self.settings).map_err(|e| Error::Config(e.to_string()))?;
+        let offsets =
+            serde_json::to_string(&self.offsets).map_err(|e| Error::Config(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO replay_checkpoints (name, settings, phase, position_ms, position_tweet_id, offsets, rows_read) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON DUPLICATE KEY UPDATE settings = VALUES(settings), phase = VALUES(phase), \
+             position_ms = VALUES(position_ms), position_tweet_id = VALUES(position_tweet_id), \
+             offsets = VALUES(offsets), rows_read = VALUES(rows_read)",
+        )
+        .bind(&self.name)
+        .bind(settings)
+        .bind(self.phase.as_str())
+        .bind(self.position.map(|p| p.0))
+        .bind(self.position.map(|p| p.1))
+        .bind(offsets)
+        .bind(self.rows_read)
+        .execute(pool)
+        .await
+        .map_err(Error::mysql("write the replay checkpoint"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,140 @@
+//! The idempotent producer and its delivery bookkeeping.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
+};
+use rdkafka::ClientContext;
+
+use crate::error::{Error, Result};
+use crate::kafka::{KafkaOptions, Offsets};
+
+/// Counts deliveries and remembers, per partition, the offset after the last
+/// acknowledged message: the checkpoint's `offsets`.
+#[derive(Default)]
+pub struct Deliveries {
+    next_offsets: Mutex<HashMap<(String, i32), i64>>,
+    failed: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(m) => {
+                if let Ok(mut offsets) = self.next_offsets.lock() {
+                    let slot = offsets
+                        .entry((m.topic().to_string(), m.partition()))
+                        .or_insert(0);
+                    *slot = (*slot).max(m.offset() + 1);
+                }
+            }
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut last) = self.last_error.lock() {
+                    *last = Some(e.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// A producer with `acks=all` and idempotence on, so that librdkafka's
+/// retries never duplicate or reorder messages within a partition.
+pub struct Producer {
+    inner: Arc<ThreadedProducer<Deliveries>>,
+}
+
+impl Producer {
+    /// Creates the producer. Pass-through properties override the defaults.
+    pub fn new(kafka: &KafkaOptions) -> Result<Producer> {
+        let mut config = kafka.client_config();
+        config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            // The Java client's partitioner, so that other clients agree on
+            // which partition a key lands in.
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "5")
+            .set("batch.num.messages", "10000")
+            .set("queue.buffering.max.messages", "1000000")
+            .set("queue.buffering.max.kbytes", "1048576");
+        for (k, v) in &kafka.properties {
+            config.set(k, v);
+        }
+        let inner = config
+            .create_with_context(Deliveries::default())
+            .map_err(Error::kafka("create the producer"))?;
+        Ok(Producer {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Queues one message; waits while librdkafka's queue is full.
+    pub async fn send(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        timestamp_ms: i64,
+    ) -> Result<()> {
+        let mut record = BaseRecord::to(topic)
+            .key(key)
+            .payload(payload)
+            .timestamp(timestamp_ms);
+        loop {
+            match self.inner.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((e, _)) => return Err(Error::kafka(format!("queue a message for {topic}"))(e)),
+            }
+        }
+    }
+
+    /// Waits until every queued message is acknowledged, then returns the
+    /// partition end offsets seen so far. Fails if any message was lost.
+    pub async fn flush(&self) -> Result<Offsets> {
+        let producer = self.inner.clone();
+        tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(600)))
+            .await
+            .map_err(|e| Error::Config(format!("flush task failed: {e}")))?
+            .map_err(Error::kafka("flush the producer"))?;
+        let ctx = self.inner.context();
+        let failed = ctx.failed.load(Ordering::Relaxed);
+        if failed > 0 {
+            let last = ctx
+                .last_error
+                .lock()
+                .ok()
+                .and_then(|l| l.clone())
+                .unwrap_or_default();
+            return Err(Error::Delivery {
+                count: failed,
+                last,
+            });
+        }
+        let offsets = ctx
+            .next_offsets
+            .lock()
+            .map(|o| {
+                o.iter()
+                    .map(|((t, p), n)| (format!("{t}:{p}"), *n))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(offsets)
+    }
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The test command (README, "Quick start"): installs and starts the test
+# services (MariaDB :13306, Tansu :19092 with memory storage) if needed, runs
+# every test of the workspace against them, then the format and lint gates.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tweetlambda/target}"
+
+scripts/services.sh --profile test up
+eval "$(scripts/services.sh --profile test env | sed 's/^TWEETLAMBDA_/export TWEETLAMBDA_TEST_/')"
+
+# Databases left by earlier runs.
+TL_HOME="${TL_HOME:-$HOME/.cache/tweetlambda}"
+sock="$TL_HOME/test/run/mariadb.sock"
+for db in $(mariadb --no-defaults --socket="$sock" -uroot -N -e "SHOW DATABASES LIKE 'tl\_test\_%'"); do
+  mariadb --no-defaults --socket="$sock" -uroot -e "DROP DATABASE \`$db\`"
+done
+
+cargo test --workspace --locked
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
