@@ -7,7 +7,8 @@
 #
 # Profiles keep the demo and the tests apart:
 #   demo  MariaDB :3306, Tansu :9092, SQLite storage (survives a broker restart)
-#   test  MariaDB :13306, Tansu :19092, memory storage
+#   test  MariaDB :13306, Tansu :19092, SQLite storage (memory storage's
+#         ListOffsets answers the start of the last batch, not the end)
 # Environment overrides: TL_HOME (state, logs, cached Tansu binary; default
 # ~/.cache/tweetlambda), TL_MYSQL_PORT, TL_KAFKA_PORT, TL_KAFKA_STORAGE
 # (memory|sqlite), TL_TANSU_BIN (use this broker binary), TL_MYSQL_USER and
@@ -25,7 +26,7 @@ cmd="${1:-status}"
 TL_HOME="${TL_HOME:-$HOME/.cache/tweetlambda}"
 case "$profile" in
   demo) def_mysql=3306 def_kafka=9092 def_storage=sqlite ;;
-  test) def_mysql=13306 def_kafka=19092 def_storage=memory ;;
+  test) def_mysql=13306 def_kafka=19092 def_storage=sqlite ;;
   *) echo "unknown profile '$profile' (demo or test)" >&2; exit 2 ;;
 esac
 MYSQL_PORT="${TL_MYSQL_PORT:-$def_mysql}"
@@ -126,11 +127,12 @@ tansu_up() {
     *) log "TL_KAFKA_STORAGE must be memory or sqlite"; exit 2 ;;
   esac
   log "starting Tansu on 127.0.0.1:$KAFKA_PORT ($KAFKA_STORAGE storage)"
-  (cd "$TANSU_DATA" && setsid nohup "$TANSU_BIN" broker \
+  # The broker writes its own pid (setsid may fork, so $! is not its pid).
+  (cd "$TANSU_DATA" && setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$RUN/tansu.pid" \
+    "$TANSU_BIN" broker \
     --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
     --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-    --storage-engine "$engine" </dev/null >>"$LOGS/tansu.log" 2>&1 &
-    echo $! >"$RUN/tansu.pid")
+    --storage-engine "$engine" </dev/null >>"$LOGS/tansu.log" 2>&1 &)
   wait_for 60 Tansu port_open "$KAFKA_PORT"
 }
 

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use sqlx::mysql::MySqlRow;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
-use sqlx::Executor;
+use sqlx::{Executor, Row};
 
 use crate::error::{redact_url, Error, Result};
 
@@ -40,6 +41,18 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<MySqlPool> {
             url: redact_url(url),
             source,
         })
+}
+
+/// Reads a text column whatever MySQL calls its type: columns with a `_bin`
+/// collation (as in the seed dump) come back as VARBINARY/BLOB.
+pub fn text_column(row: &MySqlRow, index: usize) -> Result<Option<String>> {
+    let bytes: Option<Vec<u8>> = row
+        .try_get(index)
+        .map_err(Error::mysql(format!("read text column {index}")))?;
+    Ok(bytes.map(|b| match String::from_utf8(b) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }))
 }
 
 /// Applies every migration of `sql/` (idempotent).

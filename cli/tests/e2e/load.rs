@@ -14,7 +14,9 @@ fn distinct_ids_in_jsonl(path: &std::path::Path) -> HashSet<String> {
         .collect()
 }
 
-fn distinct_ids_in_csv(path: &std::path::Path) -> HashSet<String> {
+/// Distinct valid ids of the CSV, and the number of rows whose id is not a
+/// number (the export has ids mangled by a spreadsheet, such as `6.29697E+17`).
+fn ids_in_csv(path: &std::path::Path) -> (HashSet<String>, usize) {
     let mut reader = csv::Reader::from_path(path).expect("read CSV");
     let column = reader
         .headers()
@@ -22,10 +24,17 @@ fn distinct_ids_in_csv(path: &std::path::Path) -> HashSet<String> {
         .iter()
         .position(|h| h == "tweet_id")
         .expect("tweet_id column");
-    reader
+    let ids: Vec<String> = reader
         .records()
         .map(|r| r.expect("row")[column].to_string())
-        .collect()
+        .collect();
+    let bad = ids.iter().filter(|id| id.parse::<i64>().is_err()).count();
+    (
+        ids.into_iter()
+            .filter(|id| id.parse::<i64>().is_ok())
+            .collect(),
+        bad,
+    )
 }
 
 #[tokio::test]
@@ -33,8 +42,10 @@ async fn api_json_and_csv_load_idempotently_and_replay_every_distinct_tweet() {
     let db = TestDb::new().await;
     let jsonl = shared_data("twitter_api_v1_sample.jsonl");
     let csv_file = shared_data("gop_debate_2015.csv");
+    let (csv_ids, bad_csv_ids) = ids_in_csv(&csv_file);
+    assert!(bad_csv_ids > 0, "the export has mangled ids");
     let expected: HashSet<String> = distinct_ids_in_jsonl(&jsonl)
-        .union(&distinct_ids_in_csv(&csv_file))
+        .union(&csv_ids)
         .cloned()
         .collect();
 
@@ -49,7 +60,15 @@ async fn api_json_and_csv_load_idempotently_and_replay_every_distinct_tweet() {
         out.contains(&format!("{} inserted", expected.len())),
         "{out}"
     );
-    assert!(out.contains("0 lines skipped"), "{out}");
+    // Rows with a mangled id cannot be loaded: each is skipped and counted.
+    assert!(
+        out.contains(&format!("{bad_csv_ids} lines skipped")),
+        "{out}"
+    );
+    assert!(
+        out.contains("gop_debate_2015.csv:20: invalid tweet_id \"6.29697E+17\""),
+        "{out}"
+    );
 
     // Loading again changes nothing.
     let again = ok(tweetlambda(&[

@@ -43,8 +43,8 @@ impl Writer {
             .await
             .map_err(Error::mysql("read hashtags"))?;
         for row in rows {
-            let id: i64 = row.get(0);
-            let tag: Option<String> = row.get(1);
+            let id: i64 = row.try_get(0).map_err(Error::mysql("read hashtags"))?;
+            let tag = crate::mysql::text_column(&row, 1)?;
             next_hashtag_id = next_hashtag_id.max(id + 1);
             if let Some(n) = tag.as_deref().and_then(tweetlambda_core::normalize_hashtag) {
                 vocabulary.entry(n).or_insert(id);

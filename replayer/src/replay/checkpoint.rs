@@ -12,6 +12,7 @@ use sqlx::Row;
 
 use crate::error::{Error, Result};
 use crate::kafka::Offsets;
+use crate::mysql::text_column;
 
 /// Which part of the replay a checkpoint is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,18 +92,22 @@ impl Checkpoint {
                 "replay checkpoint {name:?} is unreadable ({what}); start over with --restart"
             ))
         };
-        let settings: String = row.get(0);
-        let phase: String = row.get(1);
-        let position_ms: Option<i64> = row.get(2);
-        let position_id: Option<i64> = row.get(3);
-        let offsets: String = row.get(4);
+        let read = Error::mysql("read the replay checkpoint");
+        let settings = text_column(&row, 0)?.unwrap_or_default();
+        let phase = text_column(&row, 1)?.unwrap_or_default();
+        let offsets = text_column(&row, 4)?.unwrap_or_default();
+        let (position_ms, position_id, rows_read): (Option<i64>, Option<i64>, i64) =
+            match (row.try_get(2), row.try_get(3), row.try_get(5)) {
+                (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(read(e)),
+            };
         Ok(Some(Checkpoint {
             name: name.to_string(),
             settings: serde_json::from_str(&settings).map_err(|_| corrupt("settings"))?,
             phase: Phase::parse(&phase).ok_or_else(|| corrupt("phase"))?,
             position: position_ms.zip(position_id),
             offsets: serde_json::from_str(&offsets).map_err(|_| corrupt("offsets"))?,
-            rows_read: row.get(5),
+            rows_read,
         }))
     }
 

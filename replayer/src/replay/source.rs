@@ -17,6 +17,7 @@ use tweetlambda_core::{distinct_hashtags, parse_event_time, Geo, TweetEvent, Use
 
 use super::checkpoint::Position;
 use crate::error::{Error, Result};
+use crate::mysql::text_column;
 
 /// Parses `tweets.date_time` of every tweet that has no event time yet (or
 /// whose `date_time` changed since) into `tweet_meta`. Returns how many rows
@@ -85,17 +86,6 @@ async fn write_index(pool: &MySqlPool, batch: &mut Vec<IndexRow>) -> Result<u64>
     let n = batch.len() as u64;
     batch.clear();
     Ok(n)
-}
-
-/// Reads a text column whatever MySQL calls its type (`_bin` collations come
-/// back as BLOB).
-fn text_column(row: &MySqlRow, index: usize) -> Result<Option<String>> {
-    let bytes: Option<Vec<u8>> = row
-        .try_get(index)
-        .map_err(Error::mysql("read a text column"))?;
-    Ok(bytes.map(|b| {
-        String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-    }))
 }
 
 /// A tweet read for replay: its position and either the message or why it
