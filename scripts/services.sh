@@ -3,12 +3,13 @@
 # Kafka-compatible broker on 127.0.0.1. Installs what is missing, starts,
 # stops and reports; every command is idempotent.
 #
-#   scripts/services.sh [--profile demo|test] up|down|status|env
+#   scripts/services.sh [--profile demo|test|bench] up|down|status|env
 #
 # Profiles keep the demo and the tests apart:
 #   demo  MariaDB :3306, Tansu :9092, SQLite storage (survives a broker restart)
 #   test  MariaDB :13306, Tansu :19092, SQLite storage (memory storage's
 #         ListOffsets answers the start of the last batch, not the end)
+#   bench MariaDB :23306, Tansu :29092, storage from TL_KAFKA_STORAGE (memory)
 # Environment overrides: TL_HOME (state, logs, cached Tansu binary; default
 # ~/.cache/tweetlambda), TL_MYSQL_PORT, TL_KAFKA_PORT, TL_KAFKA_STORAGE
 # (memory|sqlite), TL_TANSU_BIN (use this broker binary), TL_MYSQL_USER and
@@ -27,7 +28,8 @@ TL_HOME="${TL_HOME:-$HOME/.cache/tweetlambda}"
 case "$profile" in
   demo) def_mysql=3306 def_kafka=9092 def_storage=sqlite ;;
   test) def_mysql=13306 def_kafka=19092 def_storage=sqlite ;;
-  *) echo "unknown profile '$profile' (demo or test)" >&2; exit 2 ;;
+  bench) def_mysql=23306 def_kafka=29092 def_storage=memory ;;
+  *) echo "unknown profile '$profile' (demo, test or bench)" >&2; exit 2 ;;
 esac
 MYSQL_PORT="${TL_MYSQL_PORT:-$def_mysql}"
 KAFKA_PORT="${TL_KAFKA_PORT:-$def_kafka}"

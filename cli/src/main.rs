@@ -37,6 +37,20 @@ enum Command {
     Generate(GenerateArgs),
     /// Create the schema of `sql/` in a database (idempotent).
     Migrate(MysqlArgs),
+    /// Count the messages of topics and show the first ones.
+    Peek(PeekArgs),
+}
+
+#[derive(Args, Debug)]
+struct PeekArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Topics to read.
+    #[arg(required = true)]
+    topics: Vec<String>,
+    /// Messages to show per partition.
+    #[arg(short = 'n', long, default_value_t = 1)]
+    limit: usize,
 }
 
 #[derive(Args, Debug)]
@@ -318,6 +332,23 @@ async fn run(command: Command, kafka_from_file: Vec<(String, String)>) -> anyhow
             };
             let summary = generate::run(&options).await.context("generate failed")?;
             println!("generate: {summary}");
+        }
+        Command::Peek(a) => {
+            let kafka = a.kafka.options(&kafka_from_file);
+            for topic in &a.topics {
+                let sample =
+                    tweetlambda_replayer::kafka::sample_topic(&kafka, topic, a.limit).await?;
+                let total: u64 = sample.counts.values().sum();
+                let per: Vec<String> = sample
+                    .counts
+                    .iter()
+                    .map(|(p, n)| format!("p{p}={n}"))
+                    .collect();
+                println!("{topic}: {total} messages ({})", per.join(" "));
+                for (p, key, value) in &sample.first {
+                    println!("  p{p} key={key} {value}");
+                }
+            }
         }
         Command::Migrate(a) => {
             let pool = tweetlambda_replayer::mysql::connect(&a.mysql_url, 1).await?;

@@ -243,3 +243,74 @@ pub async fn read_tail(options: &KafkaOptions, from: &Offsets) -> Result<Vec<Tai
     })
     .await
 }
+
+/// What a topic holds: message count per partition and the first messages.
+#[derive(Debug, Clone, Default)]
+pub struct TopicSample {
+    /// Messages per partition.
+    pub counts: BTreeMap<i32, u64>,
+    /// The first messages of partition order (partition 0 first), as
+    /// `(partition, key, payload)`.
+    pub first: Vec<(i32, String, String)>,
+}
+
+/// Reads a topic from the beginning to its current end, counting messages
+/// and keeping the first `keep` of each partition.
+pub async fn sample_topic(options: &KafkaOptions, topic: &str, keep: usize) -> Result<TopicSample> {
+    let ends = end_offsets(options, &[topic]).await?;
+    let consumer = consumer(options)?;
+    blocking(move || {
+        let mut sample = TopicSample::default();
+        let mut assignment = TopicPartitionList::new();
+        let mut remaining: BTreeMap<i32, i64> = BTreeMap::new();
+        for (key, end) in &ends {
+            let Some((t, partition)) = split_key(key) else {
+                continue;
+            };
+            sample.counts.insert(partition, 0);
+            if *end > 0 {
+                assignment
+                    .add_partition_offset(t, partition, Offset::Beginning)
+                    .map_err(Error::kafka("assign partitions"))?;
+                remaining.insert(partition, *end);
+            }
+        }
+        if remaining.is_empty() {
+            return Ok(sample);
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(Error::kafka("assign partitions"))?;
+        let mut idle = Instant::now();
+        while !remaining.is_empty() {
+            if idle.elapsed() > Duration::from_secs(30) {
+                return Err(Error::Config(format!("no progress reading {remaining:?}")));
+            }
+            let Some(message) = consumer.poll(Duration::from_millis(500)) else {
+                continue;
+            };
+            let m = message.map_err(Error::kafka("read the topic"))?;
+            idle = Instant::now();
+            let count = sample.counts.entry(m.partition()).or_default();
+            *count += 1;
+            if (*count as usize) <= keep {
+                let text = |b: Option<&[u8]>| {
+                    b.map(|b| String::from_utf8_lossy(b).into_owned())
+                        .unwrap_or_default()
+                };
+                sample
+                    .first
+                    .push((m.partition(), text(m.key()), text(m.payload())));
+            }
+            if remaining
+                .get(&m.partition())
+                .is_some_and(|end| m.offset() + 1 >= *end)
+            {
+                remaining.remove(&m.partition());
+            }
+        }
+        sample.first.sort_by_key(|(p, _, _)| *p);
+        Ok(sample)
+    })
+    .await
+}

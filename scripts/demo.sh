@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The demo (README, "Quick start"): starts the local services, loads the seed
+# MySQL dump as a user would (`mariadb DB < dump.sql`), replays it into Kafka
+# and shows what the topics hold. Each run starts from an empty demo database
+# and empty demo topics.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tweetlambda/target}"
+TL_HOME="${TL_HOME:-$HOME/.cache/tweetlambda}"
+DATA="${TWEETLAMBDA_SHARED_DATA:-$(cd .. && pwd)/shared/data}"
+DB=tweetlambda_demo
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "building tweetlambda (release)"
+cargo build --release --locked -p tweetlambda
+TL="$CARGO_TARGET_DIR/release/tweetlambda"
+
+step "starting MariaDB and Tansu (demo profile; logs in $TL_HOME/demo/logs)"
+scripts/services.sh --profile demo down >/dev/null 2>&1 || true
+rm -rf "$TL_HOME/demo/tansu" # empty topics for every demo run
+scripts/services.sh --profile demo up
+eval "$(scripts/services.sh --profile demo env | sed 's/^/export /')"
+
+step "loading the seed dump: mariadb $DB < tweet_hashtags_db.sql"
+sock="$TL_HOME/demo/run/mariadb.sock"
+mariadb --no-defaults --socket="$sock" -uroot -e "DROP DATABASE IF EXISTS $DB; CREATE DATABASE $DB CHARACTER SET utf8mb4"
+mariadb --no-defaults --socket="$sock" -uroot "$DB" <"$DATA/tweet_hashtags_db.sql"
+mariadb --no-defaults --socket="$sock" -uroot "$DB" -e \
+  "SELECT (SELECT COUNT(*) FROM tweets) tweets, (SELECT COUNT(*) FROM hashtags) hashtags, (SELECT COUNT(*) FROM tweet_hashtags) tweet_hashtags"
+
+step "replaying MySQL -> Kafka in event-time order (--speed max)"
+"$TL" replay --mysql-url "$TWEETLAMBDA_MYSQL_URL/$DB" --brokers "$TWEETLAMBDA_BROKERS" --speed max
+
+step "what the topics hold"
+"$TL" peek --brokers "$TWEETLAMBDA_BROKERS" -n 1 tweets hashtags tweets.dead-letter
+
+step "done"
+echo "MySQL: $TWEETLAMBDA_MYSQL_URL/$DB   Kafka: $TWEETLAMBDA_BROKERS"
+echo "Stop the services with: scripts/services.sh --profile demo down"
