@@ -97,12 +97,14 @@ mysql_up() {
     log "port $MYSQL_PORT is taken by another process; set TL_MYSQL_PORT"; exit 1
   fi
   log "starting MariaDB on 127.0.0.1:$MYSQL_PORT"
-  setsid nohup mariadbd --no-defaults --user="$(id -un)" --datadir="$MYSQL_DATA" \
+  # setsid -f: detached in its own session; the script returns at once and
+  # holds no pipe of its caller open.
+  setsid -f mariadbd --no-defaults --user="$(id -un)" --datadir="$MYSQL_DATA" \
     --socket="$SOCKET" --port="$MYSQL_PORT" --bind-address=127.0.0.1 \
     --pid-file="$RUN/mariadb.pid" --log-error="$LOGS/mariadb.log" \
     --skip-name-resolve --innodb-buffer-pool-size=1G --innodb-flush-log-at-trx-commit=2 \
     --max-connections=500 --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \
-    </dev/null >>"$LOGS/mariadb.log" 2>&1 &
+    </dev/null >>"$LOGS/mariadb.log" 2>&1
   wait_for 60 MariaDB mysql_admin -e 'SELECT 1' >/dev/null 2>&1
   mysql_admin <<SQL
 CREATE USER IF NOT EXISTS '$MYSQL_USER'@'127.0.0.1' IDENTIFIED BY '$MYSQL_PASSWORD';
@@ -129,12 +131,12 @@ tansu_up() {
     *) log "TL_KAFKA_STORAGE must be memory or sqlite"; exit 2 ;;
   esac
   log "starting Tansu on 127.0.0.1:$KAFKA_PORT ($KAFKA_STORAGE storage)"
-  # The broker writes its own pid (setsid may fork, so $! is not its pid).
-  (cd "$TANSU_DATA" && setsid nohup bash -c 'echo $$ >"$0"; exec "$@"' "$RUN/tansu.pid" \
+  # The broker writes its own pid (setsid forks, so $! would not be it).
+  (cd "$TANSU_DATA" && exec setsid -f bash -c 'echo $$ >"$0"; exec "$@"' "$RUN/tansu.pid" \
     "$TANSU_BIN" broker \
     --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
     --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-    --storage-engine "$engine" </dev/null >>"$LOGS/tansu.log" 2>&1 &)
+    --storage-engine "$engine") </dev/null >>"$LOGS/tansu.log" 2>&1
   wait_for 60 Tansu port_open "$KAFKA_PORT"
 }
 
