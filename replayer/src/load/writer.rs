@@ -196,7 +196,24 @@ async fn insert_links(
     Ok(links.len() as u64)
 }
 
+/// Rows per INSERT statement: MySQL allows at most 65,535 placeholders.
+const ROWS_PER_INSERT: usize = 2000;
+
 async fn insert_tweets(conn: &mut MySqlConnection, records: &[Record]) -> Result<()> {
+    for chunk in records.chunks(ROWS_PER_INSERT) {
+        insert_tweets_chunk(conn, chunk).await?;
+    }
+    Ok(())
+}
+
+async fn insert_meta(conn: &mut MySqlConnection, records: &[Record]) -> Result<()> {
+    for chunk in records.chunks(ROWS_PER_INSERT) {
+        insert_meta_chunk(conn, chunk).await?;
+    }
+    Ok(())
+}
+
+async fn insert_tweets_chunk(conn: &mut MySqlConnection, records: &[Record]) -> Result<()> {
     let mut q =
         QueryBuilder::<MySql>::new("INSERT INTO tweets (tweet_id, tweet, date_time, language) ");
     q.push_values(records, |mut b, r| {
@@ -212,7 +229,7 @@ async fn insert_tweets(conn: &mut MySqlConnection, records: &[Record]) -> Result
     Ok(())
 }
 
-async fn insert_meta(conn: &mut MySqlConnection, records: &[Record]) -> Result<()> {
+async fn insert_meta_chunk(conn: &mut MySqlConnection, records: &[Record]) -> Result<()> {
     let mut q = QueryBuilder::<MySql>::new(
         "INSERT INTO tweet_meta (tweet_id, event_time_ms, date_time_parsed, source, user_id, user_screen_name, \
          retweet_count, favorite_count, retweet_of_id, quote_of_id, lat, lon, place_name, country_code) ",
