@@ -5,12 +5,15 @@
 //!
 //! # Layout
 //!
+//! - [`aggregate`]: per-bucket partial aggregates, exactly-once
+//!   application, windows and top-N ranking.
 //! - [`time`]: parsing creation times of every source format into UTC.
 //! - [`hashtag`]: the one hashtag normalisation, and extraction from text.
 //! - [`bucket`]: epoch-aligned event-time buckets.
 //! - [`tweet`]: the `tweets` and `hashtags` topic messages and the
 //!   engagement score.
 
+pub mod aggregate;
 pub mod bucket;
 pub mod hashtag;
 pub mod time;

@@ -14,7 +14,7 @@
 
 pub mod checkpoint;
 mod options;
-mod producer;
+pub mod producer;
 pub mod source;
 
 use std::collections::HashSet;

@@ -1,0 +1,151 @@
+//! Settings of the speed layer.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tweetlambda_replayer::kafka::KafkaOptions;
+
+/// A rolling window: its name (`5m`) and size. Windows end on bucket
+/// boundaries and advance one bucket at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowSpec {
+    /// Name used in messages, e.g. `5m`.
+    pub name: String,
+    /// Size in milliseconds, a multiple of the bucket size.
+    pub size_ms: i64,
+}
+
+impl WindowSpec {
+    /// Parses `30s`, `5m`, `1h`, `1d`.
+    pub fn parse(s: &str) -> Result<WindowSpec, String> {
+        let ms = parse_duration_ms(s)?;
+        Ok(WindowSpec {
+            name: s.trim().to_string(),
+            size_ms: ms,
+        })
+    }
+}
+
+/// Parses a duration such as `500ms`, `30s`, `5m`, `1h`, `1d` into milliseconds.
+pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: use e.g. 500ms, 30s, 5m, 1h"))?;
+    let factor = match unit {
+        "ms" => 1,
+        "s" | "" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {s:?}: use ms, s, m, h or d"
+            ))
+        }
+    };
+    n.checked_mul(factor)
+        .filter(|ms| *ms > 0)
+        .ok_or_else(|| format!("duration {s:?} must be positive"))
+}
+
+/// Topic names the speed layer reads and writes.
+#[derive(Debug, Clone)]
+pub struct SpeedTopics {
+    /// Input: tweets (key tweet id).
+    pub tweets: String,
+    /// Input: hashtags (key hashtag).
+    pub hashtags: String,
+    /// Internal: retweets re-keyed by the retweeted tweet, so that the
+    /// instance owning a tweet also counts its retweets.
+    pub retweets: String,
+    /// Output: rolling top hashtags (key window name).
+    pub top_hashtags: String,
+    /// Output: rolling top tweets (key window name).
+    pub top_tweets: String,
+    /// Output: the realtime view, per-bucket partial aggregates (compacted).
+    pub view: String,
+    /// Output: input messages that could not be read, with the reason.
+    pub dead_letters: String,
+}
+
+impl Default for SpeedTopics {
+    fn default() -> Self {
+        SpeedTopics {
+            tweets: "tweets".into(),
+            hashtags: "hashtags".into(),
+            retweets: "speed.retweets".into(),
+            top_hashtags: "top_hashtags".into(),
+            top_tweets: "top_tweets".into(),
+            view: "speed.view".into(),
+            dead_letters: "speed.dead-letter".into(),
+        }
+    }
+}
+
+/// Everything the speed layer needs.
+#[derive(Debug, Clone)]
+pub struct SpeedConfig {
+    /// Broker connection.
+    pub kafka: KafkaOptions,
+    /// Topic names.
+    pub topics: SpeedTopics,
+    /// Consumer group shared by all instances.
+    pub group_id: String,
+    /// Bucket size in milliseconds.
+    pub bucket_ms: i64,
+    /// Rolling windows.
+    pub windows: Vec<WindowSpec>,
+    /// How far behind the newest event time an event may arrive and still count.
+    pub allowed_lateness_ms: i64,
+    /// Items per top-N message.
+    pub top_n: usize,
+    /// How often outputs are flushed and offsets committed.
+    pub emit_interval: Duration,
+    /// After this long without input, the input is taken as ended and every
+    /// window up to the newest event is closed (final).
+    pub idle_timeout: Duration,
+    /// Where `/metrics` is served (Prometheus text format); none to disable.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl SpeedConfig {
+    /// Checks the settings against each other.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.bucket_ms <= 0 {
+            return Err("--bucket must be positive".into());
+        }
+        if self.windows.is_empty() {
+            return Err("--windows needs at least one window".into());
+        }
+        for w in &self.windows {
+            if w.size_ms % self.bucket_ms != 0 {
+                return Err(format!(
+                    "window {} is not a multiple of the bucket size",
+                    w.name
+                ));
+            }
+        }
+        if self.top_n == 0 {
+            return Err("--top must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_parse() {
+        assert_eq!(WindowSpec::parse("5m").map(|w| w.size_ms), Ok(300_000));
+        assert_eq!(WindowSpec::parse("1h").map(|w| w.size_ms), Ok(3_600_000));
+        assert_eq!(parse_duration_ms("250ms"), Ok(250));
+        assert!(WindowSpec::parse("0m").is_err());
+        assert!(WindowSpec::parse("5 minutes").is_err());
+        assert!(WindowSpec::parse("m").is_err());
+    }
+}

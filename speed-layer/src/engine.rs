@@ -1,0 +1,614 @@
+//! The speed layer's state machine, free of Kafka: events in, messages out.
+//!
+//! - **Buckets** come from [`Aggregator`] (shared with the batch layer).
+//! - **Watermark**: for each input partition, the newest event time seen;
+//!   the watermark is the oldest of those (over partitions that received
+//!   something within the idle timeout) minus the allowed lateness, and
+//!   never goes back. An event older than the watermark is *late*: counted
+//!   and logged, not applied (the next batch run counts it). Because each
+//!   partition is in event-time order up to the allowed lateness, the events
+//!   a window receives are the same whatever the interleaving of partitions,
+//!   so results do not depend on timing, restarts or the number of instances.
+//! - **Idle input**: when no partition received anything for the idle
+//!   timeout, the input is taken as ended and the watermark moves to the end
+//!   of the newest bucket, closing every window that holds data.
+//! - **Windows**: each window of size S has one instance per bucket
+//!   boundary E, covering `[E − S, E)`. On every tick the instance holding
+//!   the newest event is published when its top-N changed (`final: false`),
+//!   and every instance whose end the watermark has passed is published once
+//!   with `final: true`.
+//! - **Realtime view**: every bucket aggregate changed since the last tick.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tweetlambda_core::aggregate::{top_hashtags, top_tweets, Aggregator, Applied, BucketAggregate};
+use tweetlambda_core::{bucket_start_ms, format_rfc3339};
+
+use crate::config::WindowSpec;
+
+/// One input event, already decoded.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// A tweet with its own engagement score.
+    Tweet {
+        /// Tweet id.
+        id: u64,
+        /// Event time, ms.
+        t_ms: i64,
+        /// Engagement score from the source's counts.
+        score: i64,
+        /// Text.
+        text: &'a str,
+    },
+    /// One hashtag of one tweet.
+    Hashtag {
+        /// Tweet id.
+        tweet_id: u64,
+        /// Event time, ms.
+        t_ms: i64,
+        /// Normalised hashtag.
+        hashtag: &'a str,
+    },
+    /// A retweet of `original`, created at `t_ms`.
+    Retweet {
+        /// The retweeted tweet.
+        original: u64,
+        /// The retweet.
+        retweet: u64,
+        /// Event time of the retweet, ms.
+        t_ms: i64,
+        /// The original's text.
+        text: &'a str,
+    },
+}
+
+impl Event<'_> {
+    fn time_ms(&self) -> i64 {
+        match self {
+            Event::Tweet { t_ms, .. }
+            | Event::Hashtag { t_ms, .. }
+            | Event::Retweet { t_ms, .. } => *t_ms,
+        }
+    }
+}
+
+/// What applying an event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Counted.
+    Applied,
+    /// Already counted before.
+    Duplicate,
+    /// Older than the watermark: not counted here.
+    Late,
+}
+
+/// Which top-N a message belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopKind {
+    /// Top hashtags.
+    Hashtags,
+    /// Top tweets.
+    Tweets,
+}
+
+/// A message for `top_hashtags` or `top_tweets` (key: the window name).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopMessage {
+    /// Which topic.
+    pub kind: TopKind,
+    /// Window name.
+    pub window: String,
+    /// The JSON value.
+    pub value: Value,
+}
+
+/// A record for the realtime view topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewRecord {
+    /// `hashtag/<bucket start ms>/<hashtag>` or `tweet/<bucket start ms>/<tweet id>`.
+    pub key: String,
+    /// The partial aggregate as JSON.
+    pub value: Value,
+}
+
+/// What a tick produced.
+#[derive(Debug, Default)]
+pub struct TickOutput {
+    /// Top-N messages.
+    pub tops: Vec<TopMessage>,
+    /// Realtime view records.
+    pub view: Vec<ViewRecord>,
+    /// Window instances finalised by this tick.
+    pub finals: usize,
+}
+
+/// An input partition: topic index and partition number.
+pub type Source = (u8, i32);
+
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    /// Newest event time read from the partition; none before the first.
+    max_ms: Option<i64>,
+    /// When the partition last delivered an event.
+    last_seen: Instant,
+    /// The partition has been read to its end.
+    at_end: bool,
+}
+
+/// The state of one speed-layer instance.
+#[derive(Debug)]
+pub struct Engine {
+    agg: Aggregator,
+    windows: Vec<WindowSpec>,
+    lateness_ms: i64,
+    top_n: usize,
+    idle_timeout: Duration,
+    clocks: HashMap<Source, Clock>,
+    watermark: Option<i64>,
+    max_event_ms: Option<i64>,
+    first_bucket: Option<i64>,
+    finalized_until: HashMap<String, i64>,
+    last_published: HashMap<(String, bool), (i64, Value)>,
+    dirty_hashtags: HashMap<i64, HashSet<String>>,
+    dirty_tweets: HashMap<i64, HashSet<u64>>,
+    late_events: u64,
+}
+
+impl Engine {
+    /// A new, empty engine.
+    pub fn new(
+        bucket_ms: i64,
+        windows: Vec<WindowSpec>,
+        lateness_ms: i64,
+        top_n: usize,
+        idle_timeout: Duration,
+    ) -> Engine {
+        Engine {
+            agg: Aggregator::new(bucket_ms),
+            windows,
+            lateness_ms: lateness_ms.max(0),
+            top_n,
+            idle_timeout,
+            clocks: HashMap::new(),
+            watermark: None,
+            max_event_ms: None,
+            first_bucket: None,
+            finalized_until: HashMap::new(),
+            last_published: HashMap::new(),
+            dirty_hashtags: HashMap::new(),
+            dirty_tweets: HashMap::new(),
+            late_events: 0,
+        }
+    }
+
+    /// Forgets everything (after a change of partition assignment the state
+    /// is rebuilt from the input).
+    pub fn reset(&mut self) {
+        *self = Engine::new(
+            self.agg.bucket_ms(),
+            std::mem::take(&mut self.windows),
+            self.lateness_ms,
+            self.top_n,
+            self.idle_timeout,
+        );
+    }
+
+    /// Late events so far.
+    pub fn late_events(&self) -> u64 {
+        self.late_events
+    }
+
+    /// The current watermark (ms), once there is one.
+    pub fn watermark(&self) -> Option<i64> {
+        self.watermark
+    }
+
+    /// The newest event time seen (ms).
+    pub fn max_event_ms(&self) -> Option<i64> {
+        self.max_event_ms
+    }
+
+    /// Buckets held in memory.
+    pub fn buckets_held(&self) -> usize {
+        self.agg.len()
+    }
+
+    /// Applies one event read from `source` at wall time `now`.
+    pub fn apply(&mut self, source: Source, event: Event<'_>, now: Instant) -> Outcome {
+        let t = event.time_ms();
+        let clock = self.clocks.entry(source).or_insert(Clock {
+            max_ms: None,
+            last_seen: now,
+            at_end: false,
+        });
+        clock.max_ms = Some(clock.max_ms.map_or(t, |m| m.max(t)));
+        clock.last_seen = now;
+        clock.at_end = false;
+        self.max_event_ms = Some(self.max_event_ms.map_or(t, |m| m.max(t)));
+        if self.watermark.is_some_and(|w| t < w) {
+            self.late_events += 1;
+            return Outcome::Late;
+        }
+        let (bucket, applied) = match event {
+            Event::Tweet {
+                id,
+                t_ms,
+                score,
+                text,
+            } => {
+                let r = self.agg.apply_tweet(id, t_ms, score, text);
+                if r.1 == Applied::New {
+                    self.dirty_tweets.entry(r.0).or_default().insert(id);
+                }
+                r
+            }
+            Event::Hashtag {
+                tweet_id,
+                t_ms,
+                hashtag,
+            } => {
+                let r = self.agg.apply_hashtag(tweet_id, t_ms, hashtag);
+                if r.1 == Applied::New {
+                    let dirty = self.dirty_hashtags.entry(r.0).or_default();
+                    if !dirty.contains(hashtag) {
+                        dirty.insert(hashtag.to_string());
+                    }
+                }
+                r
+            }
+            Event::Retweet {
+                original,
+                retweet,
+                t_ms,
+                text,
+            } => {
+                let r = self.agg.apply_retweet(original, retweet, t_ms, text);
+                if r.1 == Applied::New {
+                    self.dirty_tweets.entry(r.0).or_default().insert(original);
+                }
+                r
+            }
+        };
+        self.first_bucket = Some(self.first_bucket.map_or(bucket, |b| b.min(bucket)));
+        match applied {
+            Applied::New => Outcome::Applied,
+            Applied::Duplicate => Outcome::Duplicate,
+        }
+    }
+
+    /// Registers the partitions this instance reads: until each has delivered
+    /// an event or been read to its end and stayed idle, the watermark waits
+    /// for it.
+    pub fn assign(&mut self, sources: &[Source], now: Instant) {
+        for s in sources {
+            self.clocks.entry(*s).or_insert(Clock {
+                max_ms: None,
+                last_seen: now,
+                at_end: false,
+            });
+        }
+    }
+
+    /// The partitions known to the engine.
+    pub fn sources(&self) -> Vec<Source> {
+        self.clocks.keys().copied().collect()
+    }
+
+    /// Records whether a partition has been read to its current end.
+    pub fn set_at_end(&mut self, source: Source, at_end: bool) {
+        if let Some(c) = self.clocks.get_mut(&source) {
+            c.at_end = at_end;
+        }
+    }
+
+    fn update_watermark(&mut self, now: Instant) {
+        // A partition is idle once read to its end and quiet for the idle
+        // timeout; idle partitions do not hold the watermark back.
+        let active: Vec<Option<i64>> = self
+            .clocks
+            .values()
+            .filter(|c| !(c.at_end && now.duration_since(c.last_seen) >= self.idle_timeout))
+            .map(|c| c.max_ms)
+            .collect();
+        if active.iter().any(Option::is_none) {
+            return; // a partition has not delivered anything yet
+        }
+        let candidate = match (active.into_iter().flatten().min(), self.max_event_ms) {
+            (Some(oldest), _) => Some(oldest - self.lateness_ms),
+            // Every partition is idle: the input has ended for now; close
+            // every window that holds data.
+            (None, Some(newest)) => {
+                Some(bucket_start_ms(newest, self.agg.bucket_ms()) + self.agg.bucket_ms())
+            }
+            (None, None) => None,
+        };
+        if let Some(c) = candidate {
+            self.watermark = Some(self.watermark.map_or(c, |w| w.max(c)));
+        }
+    }
+
+    /// Publishes what changed since the last tick: finals for windows the
+    /// watermark passed, updates of the current windows, the realtime view.
+    pub fn tick(&mut self, now: Instant) -> TickOutput {
+        let mut out = TickOutput::default();
+        self.update_watermark(now);
+        let (Some(first), Some(newest), Some(watermark)) =
+            (self.first_bucket, self.max_event_ms, self.watermark)
+        else {
+            return out;
+        };
+        let b = self.agg.bucket_ms();
+        for w in self.windows.clone() {
+            // Finals.
+            let mut end = self
+                .finalized_until
+                .get(&w.name)
+                .map_or(first + b, |e| e + b);
+            while end <= watermark {
+                if self
+                    .agg
+                    .bucket_starts()
+                    .any(|s| s >= end - w.size_ms && s < end)
+                {
+                    let aggregate = self.agg.window(end - w.size_ms, end);
+                    self.publish(&mut out, &w, end, true, watermark, &aggregate);
+                    out.finals += 1;
+                    self.finalized_until.insert(w.name.clone(), end);
+                    end += b;
+                } else {
+                    // Nothing in this window: jump to the next bucket with data.
+                    match self.agg.bucket_starts().find(|s| *s >= end) {
+                        Some(next) => end = next + b,
+                        None => break,
+                    }
+                }
+            }
+            // The current window instance.
+            let current_end = bucket_start_ms(newest, b) + b;
+            if self
+                .finalized_until
+                .get(&w.name)
+                .is_none_or(|f| current_end > *f)
+            {
+                let aggregate = self.agg.window(current_end - w.size_ms, current_end);
+                self.publish(&mut out, &w, current_end, false, watermark, &aggregate);
+            }
+        }
+        self.flush_view(&mut out);
+        self.evict();
+        out
+    }
+
+    fn publish(
+        &mut self,
+        out: &mut TickOutput,
+        w: &WindowSpec,
+        end: i64,
+        fin: bool,
+        watermark: i64,
+        a: &BucketAggregate,
+    ) {
+        let hashtags: Vec<Value> = top_hashtags(&a.hashtags, self.top_n)
+            .into_iter()
+            .map(|(hashtag, count)| json!({"hashtag": hashtag, "count": count}))
+            .collect();
+        let tweets: Vec<Value> = top_tweets(&a.tweets, self.top_n)
+            .into_iter()
+            .map(|(id, s)| json!({"tweet_id": id.to_string(), "score": s.score, "text": s.text}))
+            .collect();
+        for (kind, items) in [(TopKind::Hashtags, hashtags), (TopKind::Tweets, tweets)] {
+            let items = Value::Array(items);
+            let key = (format!("{}/{:?}", w.name, kind), fin);
+            // Updates are sent only when the top-N changed.
+            if !fin
+                && self
+                    .last_published
+                    .get(&key)
+                    .is_some_and(|(e, i)| *e == end && *i == items)
+            {
+                continue;
+            }
+            self.last_published.insert(key, (end, items.clone()));
+            let time = |ms: i64| tweetlambda_core::time::from_millis(ms).map(format_rfc3339);
+            out.tops.push(TopMessage {
+                kind,
+                window: w.name.clone(),
+                value: json!({
+                    "window": w.name,
+                    "start": time(end - w.size_ms),
+                    "end": time(end),
+                    "final": fin,
+                    "watermark": time(watermark),
+                    "items": items,
+                }),
+            });
+        }
+    }
+
+    fn flush_view(&mut self, out: &mut TickOutput) {
+        let time = |ms: i64| tweetlambda_core::time::from_millis(ms).map(format_rfc3339);
+        for (bucket, tags) in std::mem::take(&mut self.dirty_hashtags) {
+            let Some(a) = self.agg.bucket_aggregate(bucket) else {
+                continue;
+            };
+            for tag in tags {
+                let count = a.hashtags.get(&tag).copied().unwrap_or(0);
+                out.view.push(ViewRecord {
+                    key: format!("hashtag/{bucket}/{tag}"),
+                    value: json!({"kind": "hashtag", "bucket_start": time(bucket), "hashtag": tag, "count": count}),
+                });
+            }
+        }
+        for (bucket, ids) in std::mem::take(&mut self.dirty_tweets) {
+            let Some(a) = self.agg.bucket_aggregate(bucket) else {
+                continue;
+            };
+            for id in ids {
+                let Some(s) = a.tweets.get(&id) else { continue };
+                out.view.push(ViewRecord {
+                    key: format!("tweet/{bucket}/{id}"),
+                    value: json!({"kind": "tweet", "bucket_start": time(bucket), "tweet_id": id.to_string(), "score": s.score, "text": s.text}),
+                });
+            }
+        }
+    }
+
+    /// Drops buckets that no window still to be finalised needs.
+    fn evict(&mut self) {
+        let b = self.agg.bucket_ms();
+        let needed = self
+            .windows
+            .iter()
+            .map(|w| self.finalized_until.get(&w.name).map(|f| f + b - w.size_ms))
+            .collect::<Option<Vec<i64>>>()
+            .and_then(|starts| starts.into_iter().min());
+        if let Some(start) = needed {
+            self.agg.evict_before(start);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    fn engine() -> Engine {
+        let windows = vec![
+            WindowSpec {
+                name: "1m".into(),
+                size_ms: MIN,
+            },
+            WindowSpec {
+                name: "2m".into(),
+                size_ms: 2 * MIN,
+            },
+        ];
+        Engine::new(MIN, windows, 5_000, 3, Duration::from_secs(5))
+    }
+
+    fn tag(e: &mut Engine, p: i32, id: u64, t: i64, h: &str, now: Instant) -> Outcome {
+        e.apply(
+            (0, p),
+            Event::Hashtag {
+                tweet_id: id,
+                t_ms: t,
+                hashtag: h,
+            },
+            now,
+        )
+    }
+
+    fn finals(out: &TickOutput, window: &str) -> Vec<Value> {
+        out.tops
+            .iter()
+            .filter(|m| {
+                m.kind == TopKind::Hashtags && m.window == window && m.value["final"] == true
+            })
+            .map(|m| m.value.clone())
+            .collect()
+    }
+
+    #[test]
+    fn windows_finalise_when_the_slowest_partition_passes_them() {
+        let now = Instant::now();
+        let mut e = engine();
+        tag(&mut e, 0, 1, 10_000, "a", now);
+        tag(&mut e, 1, 2, 20_000, "a", now);
+        tag(&mut e, 0, 3, MIN + 30_000, "b", now);
+        // Partition 1 is still at 0:20, so nothing is final yet.
+        let first = e.tick(now);
+        assert!(finals(&first, "1m").is_empty());
+        // The view carries the changed buckets.
+        assert!(first
+            .view
+            .iter()
+            .any(|v| v.key == "hashtag/0/a" && v.value["count"] == 2));
+        tag(&mut e, 1, 4, 2 * MIN + 10_000, "b", now);
+        let out = e.tick(now);
+        let f = finals(&out, "1m");
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0]["start"], "1970-01-01T00:00:00Z");
+        assert_eq!(f[0]["items"], json!([{"hashtag": "a", "count": 2}]));
+        assert!(
+            out.view.iter().all(|v| v.key != "hashtag/0/a"),
+            "unchanged buckets are not re-sent"
+        );
+    }
+
+    #[test]
+    fn an_assigned_partition_without_data_holds_the_watermark() {
+        let now = Instant::now();
+        let mut e = engine();
+        e.assign(&[(0, 0), (0, 1)], now);
+        tag(&mut e, 0, 1, 10 * MIN, "a", now);
+        e.tick(now);
+        assert_eq!(e.watermark(), None);
+        assert_eq!(
+            tag(&mut e, 1, 2, MIN, "a", now),
+            Outcome::Applied,
+            "partition 1 is behind, not late"
+        );
+        e.tick(now);
+        assert_eq!(e.watermark(), Some(MIN - 5_000));
+    }
+
+    #[test]
+    fn late_events_are_counted_not_applied() {
+        let now = Instant::now();
+        let mut e = engine();
+        tag(&mut e, 0, 1, 10 * MIN, "a", now);
+        e.tick(now);
+        assert_eq!(tag(&mut e, 0, 2, MIN, "a", now), Outcome::Late);
+        assert_eq!(
+            tag(&mut e, 0, 3, 10 * MIN - 1_000, "a", now),
+            Outcome::Applied,
+            "within the allowed lateness"
+        );
+        assert_eq!(
+            tag(&mut e, 0, 3, 10 * MIN - 1_000, "a", now),
+            Outcome::Duplicate
+        );
+        assert_eq!(e.late_events(), 1);
+    }
+
+    #[test]
+    fn idle_input_closes_every_window_with_data() {
+        let now = Instant::now();
+        let mut e = engine();
+        tag(&mut e, 0, 1, 10_000, "a", now);
+        tag(&mut e, 0, 2, MIN + 10_000, "b", now);
+        let ends = |out: &TickOutput, w: &str| -> Vec<Value> {
+            finals(out, w).iter().map(|f| f["end"].clone()).collect()
+        };
+        // Quiet, but not read to its end: the watermark stays at 1:05.
+        let out = e.tick(now + Duration::from_secs(6));
+        assert_eq!(ends(&out, "1m"), vec![json!("1970-01-01T00:01:00Z")]);
+        e.set_at_end((0, 0), true);
+        let out = e.tick(now + Duration::from_secs(6));
+        assert_eq!(ends(&out, "1m"), vec![json!("1970-01-01T00:02:00Z")]);
+        assert_eq!(ends(&out, "2m"), vec![json!("1970-01-01T00:02:00Z")]);
+        // Finals are not sent twice.
+        assert!(e
+            .tick(now + Duration::from_secs(7))
+            .tops
+            .iter()
+            .all(|m| m.value["final"] == false));
+    }
+
+    #[test]
+    fn updates_are_sent_only_when_the_top_changes() {
+        let now = Instant::now();
+        let mut e = engine();
+        tag(&mut e, 0, 1, 10_000, "a", now);
+        let first = e.tick(now);
+        assert!(first.tops.iter().any(|m| m.value["final"] == false));
+        assert!(e.tick(now).tops.is_empty(), "no change, no message");
+        tag(&mut e, 0, 2, 11_000, "a", now);
+        assert!(!e.tick(now).tops.is_empty());
+    }
+}

@@ -1,0 +1,460 @@
+//! The Kafka side of the speed layer: consume, apply, tick, produce, commit.
+//!
+//! Loop: messages from `tweets`, `hashtags` and the internal retweets topic
+//! are decoded and applied to the [`Engine`]; every `emit_interval` the
+//! engine's outputs are produced, the producer is flushed (acks=all,
+//! idempotent), and only then are the input offsets committed.
+//!
+//! State: on every partition assignment (start, restart, rebalance) the
+//! engine is emptied and the assigned partitions are read again from their
+//! beginning, so the state is rebuilt from Kafka exactly; outputs are keyed
+//! (window name, view key) and carry the same values when recomputed, so
+//! re-publishing them is harmless. Partitions are assigned with the range
+//! assignor, so partition *i* of `tweets` and of the retweets topic (which
+//! has as many partitions) belong to the same instance: each instance owns
+//! disjoint tweets and disjoint hashtags.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use metrics::{counter, gauge, histogram};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset};
+use serde_json::json;
+use tokio::sync::watch;
+use tweetlambda_replayer::kafka;
+use tweetlambda_replayer::replay::producer::Producer;
+
+use crate::config::SpeedConfig;
+use crate::decode::{self, RetweetEvent};
+use crate::engine::{Engine, Event, Outcome, TopKind};
+use crate::error::{Error, Result};
+
+/// Counts assignments, so that the loop knows when to rebuild its state.
+#[derive(Default)]
+struct Assignments {
+    generation: AtomicU64,
+}
+
+/// High watermarks of the input partitions, from librdkafka's statistics.
+type HighWatermarks = Arc<Mutex<HashMap<(String, i32), i64>>>;
+
+struct SpeedContext {
+    assignments: Arc<Assignments>,
+    high_watermarks: HighWatermarks,
+}
+
+impl ClientContext for SpeedContext {
+    /// librdkafka's statistics (every `statistics.interval.ms`) carry each
+    /// partition's high watermark and the consumer lag.
+    fn stats(&self, statistics: Statistics) {
+        let Ok(mut highs) = self.high_watermarks.lock() else {
+            return;
+        };
+        for (topic, t) in &statistics.topics {
+            for (id, p) in &t.partitions {
+                if *id >= 0 && p.hi_offset >= 0 {
+                    highs.insert((topic.clone(), *id), p.hi_offset);
+                    if p.consumer_lag >= 0 {
+                        gauge!("speed_consumer_lag", "topic" => topic.clone(), "partition" => id.to_string())
+                            .set(p.consumer_lag as f64);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for SpeedContext {
+    /// Every assigned partition is read from its beginning: the state is
+    /// rebuilt from the input.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Err(e) = tpl.set_all_offsets(Offset::Beginning) {
+                    tracing::error!("cannot rewind assigned partitions: {e}");
+                }
+                tracing::info!(
+                    partitions = tpl.count(),
+                    "partitions assigned; rebuilding state from the beginning"
+                );
+                if let Err(e) = consumer.assign(tpl) {
+                    tracing::error!("assign failed: {e}");
+                }
+            }
+            _ => {
+                tracing::info!("partitions revoked");
+                if let Err(e) = consumer.unassign() {
+                    tracing::error!("unassign failed: {e}");
+                }
+            }
+        }
+        self.assignments.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SpeedSummary {
+    /// Events counted.
+    pub applied: u64,
+    /// Events seen before and not counted again.
+    pub duplicates: u64,
+    /// Events older than the watermark.
+    pub late: u64,
+    /// Messages sent to the dead-letter topic.
+    pub dead_letters: u64,
+    /// Window instances finalised.
+    pub finals: u64,
+}
+
+/// Runs the speed layer until `shutdown` turns true.
+pub async fn run(
+    config: &SpeedConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<SpeedSummary> {
+    config.validate().map_err(Error::Config)?;
+    kafka::check_reachable(&config.kafka, Duration::from_secs(10)).await?;
+    prepare_topics(config).await?;
+    if let Some(addr) = config.metrics_listen {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .map_err(|e| Error::Config(format!("cannot serve metrics on {addr}: {e}")))?;
+        tracing::info!("metrics on http://{addr}/metrics");
+    }
+
+    let assignments = Arc::new(Assignments::default());
+    let high_watermarks = HighWatermarks::default();
+    let consumer: StreamConsumer<SpeedContext> = config
+        .kafka
+        .client_config()
+        .set("group.id", &config.group_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "range")
+        .set("statistics.interval.ms", "500")
+        .create_with_context(SpeedContext {
+            assignments: assignments.clone(),
+            high_watermarks: high_watermarks.clone(),
+        })
+        .map_err(|e| Error::Kafka(format!("create the consumer: {e}")))?;
+    let t = &config.topics;
+    consumer
+        .subscribe(&[&t.tweets, &t.hashtags, &t.retweets])
+        .map_err(|e| Error::Kafka(format!("subscribe: {e}")))?;
+    let producer = Producer::new(&config.kafka)?;
+
+    let mut engine = Engine::new(
+        config.bucket_ms,
+        config.windows.clone(),
+        config.allowed_lateness_ms,
+        config.top_n,
+        config.idle_timeout,
+    );
+    let mut summary = SpeedSummary::default();
+    let mut generation = 0;
+    let mut positions: HashMap<(String, i32), i64> = HashMap::new();
+    let mut ticker = tokio::time::interval(config.emit_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            _ = ticker.tick() => {
+                flush(config, &mut engine, &producer, &consumer, &high_watermarks, &mut positions, &mut summary).await?;
+            }
+            message = consumer.recv() => {
+                let current = assignments.generation.load(Ordering::SeqCst);
+                if current != generation {
+                    generation = current;
+                    engine.reset();
+                    positions.clear();
+                    engine.assign(&assigned_sources(config, &consumer), Instant::now());
+                }
+                match message {
+                    Ok(m) => {
+                        positions.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+                        handle(config, &mut engine, &producer, &m, &mut summary).await?;
+                    }
+                    Err(e) => tracing::warn!("consumer error: {e}"),
+                }
+            }
+        }
+    }
+    tracing::info!("shutting down: flushing outputs and committing offsets");
+    flush(
+        config,
+        &mut engine,
+        &producer,
+        &consumer,
+        &high_watermarks,
+        &mut positions,
+        &mut summary,
+    )
+    .await?;
+    Ok(summary)
+}
+
+const TOPIC_INDEX: [&str; 3] = ["tweets", "hashtags", "retweets"];
+
+fn topic_of(config: &SpeedConfig, index: u8) -> &str {
+    let t = &config.topics;
+    match index {
+        0 => &t.tweets,
+        1 => &t.hashtags,
+        _ => &t.retweets,
+    }
+}
+
+fn index_of(config: &SpeedConfig, topic: &str) -> Option<u8> {
+    (0..3u8).find(|i| topic_of(config, *i) == topic)
+}
+
+/// The partitions currently assigned to this instance.
+fn assigned_sources(
+    config: &SpeedConfig,
+    consumer: &StreamConsumer<SpeedContext>,
+) -> Vec<(u8, i32)> {
+    match consumer.assignment() {
+        Ok(tpl) => tpl
+            .elements()
+            .iter()
+            .filter_map(|e| index_of(config, e.topic()).map(|i| (i, e.partition())))
+            .collect(),
+        Err(e) => {
+            tracing::warn!("cannot read the assignment: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// Marks which partitions have been read to their end (from the high
+/// watermarks of the latest fetch responses; no broker round trip).
+fn update_ends(
+    config: &SpeedConfig,
+    engine: &mut Engine,
+    highs: &HighWatermarks,
+    positions: &HashMap<(String, i32), i64>,
+) {
+    let Ok(highs) = highs.lock() else { return };
+    for (index, partition) in engine.sources() {
+        let key = (topic_of(config, index).to_string(), partition);
+        let at_end = highs
+            .get(&key)
+            .is_some_and(|high| positions.get(&key).copied().unwrap_or(0) >= *high);
+        engine.set_at_end((index, partition), at_end);
+    }
+}
+
+async fn prepare_topics(config: &SpeedConfig) -> Result<()> {
+    let t = &config.topics;
+    kafka::ensure_topics(&config.kafka, &[&t.tweets, &t.hashtags], 3).await?;
+    // The retweets topic has as many partitions as tweets: co-partitioned.
+    let partitions = kafka::end_offsets(&config.kafka, &[&t.tweets])
+        .await?
+        .len()
+        .max(1);
+    kafka::ensure_topics(
+        &config.kafka,
+        &[&t.retweets],
+        i32::try_from(partitions).unwrap_or(1),
+    )
+    .await?;
+    kafka::ensure_topics(
+        &config.kafka,
+        &[&t.top_hashtags, &t.top_tweets, &t.view, &t.dead_letters],
+        1,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn handle(
+    config: &SpeedConfig,
+    engine: &mut Engine,
+    producer: &Producer,
+    m: &BorrowedMessage<'_>,
+    summary: &mut SpeedSummary,
+) -> Result<()> {
+    let t = &config.topics;
+    let topic = m.topic();
+    let now = Instant::now();
+    let (index, outcome) = if topic == t.tweets {
+        match decode::tweet(m.payload()) {
+            Ok(tweet) => {
+                let id = decode::parse_id(&tweet.id).unwrap_or_default();
+                if let Some(original) = &tweet.retweet_of {
+                    // Re-keyed by the retweeted tweet: its owner counts it.
+                    let r = RetweetEvent {
+                        tweet_id: original.clone(),
+                        retweet_id: tweet.id.clone(),
+                        created_at: tweet.created_at,
+                        text: tweetlambda_core::aggregate::retweeted_text(&tweet.text).to_string(),
+                    };
+                    let payload =
+                        serde_json::to_vec(&r).map_err(|e| Error::Config(e.to_string()))?;
+                    producer
+                        .send(
+                            &t.retweets,
+                            original,
+                            &payload,
+                            tweet.created_at.timestamp_millis(),
+                        )
+                        .await?;
+                }
+                let event = Event::Tweet {
+                    id,
+                    t_ms: tweet.created_at.timestamp_millis(),
+                    score: tweet.base_score(),
+                    text: &tweet.text,
+                };
+                (0, Ok(engine.apply((0, m.partition()), event, now)))
+            }
+            Err(e) => (0, Err(e)),
+        }
+    } else if topic == t.hashtags {
+        match decode::hashtag(m.payload()) {
+            Ok(h) => {
+                let event = Event::Hashtag {
+                    tweet_id: decode::parse_id(&h.tweet_id).unwrap_or_default(),
+                    t_ms: h.created_at.timestamp_millis(),
+                    hashtag: &h.hashtag,
+                };
+                (1, Ok(engine.apply((1, m.partition()), event, now)))
+            }
+            Err(e) => (1, Err(e)),
+        }
+    } else {
+        match decode::retweet(m.payload()) {
+            Ok(r) => {
+                let event = Event::Retweet {
+                    original: decode::parse_id(&r.tweet_id).unwrap_or_default(),
+                    retweet: decode::parse_id(&r.retweet_id).unwrap_or_default(),
+                    t_ms: r.created_at.timestamp_millis(),
+                    text: &r.text,
+                };
+                (2, Ok(engine.apply((2, m.partition()), event, now)))
+            }
+            Err(e) => (2, Err(e)),
+        }
+    };
+    let topic_label = TOPIC_INDEX[index];
+    counter!("speed_events_in_total", "topic" => topic_label).increment(1);
+    match outcome {
+        Ok(Outcome::Applied) => summary.applied += 1,
+        Ok(Outcome::Duplicate) => {
+            summary.duplicates += 1;
+            counter!("speed_duplicates_total", "topic" => topic_label).increment(1);
+        }
+        Ok(Outcome::Late) => {
+            summary.late += 1;
+            counter!("speed_late_events_total", "topic" => topic_label).increment(1);
+            if summary.late <= 10 || summary.late % 1000 == 0 {
+                tracing::warn!(
+                    topic, partition = m.partition(), offset = m.offset(), late_events = summary.late,
+                    watermark = ?engine.watermark(),
+                    "late event: older than the watermark, not counted here (the next batch run counts it)"
+                );
+            }
+        }
+        Err(reason) => {
+            summary.dead_letters += 1;
+            counter!("speed_dead_letters_total", "topic" => topic_label).increment(1);
+            tracing::warn!(
+                topic,
+                partition = m.partition(),
+                offset = m.offset(),
+                "dead-lettered: {reason}"
+            );
+            let payload = json!({
+                "topic": topic,
+                "partition": m.partition(),
+                "offset": m.offset(),
+                "reason": reason.to_string(),
+                "key": m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                "payload": m.payload().map(|p| String::from_utf8_lossy(p).into_owned()),
+            });
+            let key = format!("{topic}/{}/{}", m.partition(), m.offset());
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            producer
+                .send(
+                    &t.dead_letters,
+                    &key,
+                    payload.to_string().as_bytes(),
+                    now_ms,
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn flush(
+    config: &SpeedConfig,
+    engine: &mut Engine,
+    producer: &Producer,
+    consumer: &StreamConsumer<SpeedContext>,
+    highs: &HighWatermarks,
+    positions: &mut HashMap<(String, i32), i64>,
+    summary: &mut SpeedSummary,
+) -> Result<()> {
+    update_ends(config, engine, highs, positions);
+    let started = Instant::now();
+    let out = engine.tick(Instant::now());
+    histogram!("speed_tick_seconds").record(started.elapsed().as_secs_f64());
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let t = &config.topics;
+    for m in &out.tops {
+        let topic = match m.kind {
+            TopKind::Hashtags => &t.top_hashtags,
+            TopKind::Tweets => &t.top_tweets,
+        };
+        producer
+            .send(topic, &m.window, m.value.to_string().as_bytes(), now_ms)
+            .await?;
+    }
+    for v in &out.view {
+        producer
+            .send(&t.view, &v.key, v.value.to_string().as_bytes(), now_ms)
+            .await?;
+    }
+    let produced = Instant::now();
+    producer.flush().await?;
+    histogram!("speed_flush_seconds").record(produced.elapsed().as_secs_f64());
+    summary.finals += out.finals as u64;
+    counter!("speed_top_messages_total").increment(out.tops.len() as u64);
+    counter!("speed_view_records_total").increment(out.view.len() as u64);
+    counter!("speed_finals_total").increment(out.finals as u64);
+    if let Some(w) = engine.watermark() {
+        gauge!("speed_watermark_ms").set(w as f64);
+    }
+    if let Some(m) = engine.max_event_ms() {
+        gauge!("speed_max_event_time_ms").set(m as f64);
+    }
+    gauge!("speed_buckets_held").set(engine.buckets_held() as f64);
+    // Outputs are durable: now the inputs that produced them may be committed.
+    if !positions.is_empty() {
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in positions.iter() {
+            if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
+                tracing::warn!("cannot record offset {topic}:{partition}: {e}");
+            }
+        }
+        if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+            tracing::warn!("offset commit failed (will retry on the next tick): {e}");
+        }
+    }
+    Ok(())
+}
