@@ -6,4 +6,5 @@ mod e2e {
     pub mod helpers;
     mod load;
     mod replay;
+    mod speed;
 }

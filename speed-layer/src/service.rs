@@ -361,7 +361,7 @@ async fn handle(
         Ok(Outcome::Late) => {
             summary.late += 1;
             counter!("speed_late_events_total", "topic" => topic_label).increment(1);
-            if summary.late <= 10 || summary.late % 1000 == 0 {
+            if summary.late <= 10 || summary.late.is_multiple_of(1000) {
                 tracing::warn!(
                     topic, partition = m.partition(), offset = m.offset(), late_events = summary.late,
                     watermark = ?engine.watermark(),

@@ -102,14 +102,22 @@ pub fn tweetlambda(args: &[&str]) -> Output {
         .expect("run tweetlambda")
 }
 
-/// Starts `tweetlambda ARGS…` without waiting.
+/// Starts `tweetlambda ARGS…` without waiting. Its log goes to a file in
+/// the temporary directory, named on the test's output.
 pub fn spawn_tweetlambda(args: &[&str]) -> std::process::Child {
+    let dir = std::env::temp_dir().join("tweetlambda-test-logs");
+    std::fs::create_dir_all(&dir).expect("log directory");
+    let log = dir.join(format!(
+        "{}.log",
+        unique(args.first().copied().unwrap_or("run"))
+    ));
+    eprintln!("tweetlambda {} → log {}", args.join(" "), log.display());
     Command::new(env!("CARGO_BIN_EXE_tweetlambda"))
         .args(args)
-        .env("TWEETLAMBDA_LOG", "warn")
+        .env("TWEETLAMBDA_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("start tweetlambda")
 }

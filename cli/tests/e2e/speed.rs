@@ -1,0 +1,534 @@
+//! `tweetlambda speed` against the real broker: its final top-N per window
+//! must equal an exact recomputation from the MySQL rows, whatever the
+//! duplicates, crashes, arrival order or number of instances.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+use serde_json::{json, Value};
+use sqlx::Row;
+
+use super::helpers::*;
+
+const MIN: i64 = 60_000;
+const WINDOWS: [(&str, i64); 2] = [("1m", MIN), ("5m", 5 * MIN)];
+const TOP: usize = 10;
+
+/// (window name, end ms) → final items.
+type Finals = BTreeMap<(String, i64), Vec<Value>>;
+
+/// The expected finals, recomputed from MySQL rows: distinct tweets per
+/// hashtag per minute, and per tweet its number of distinct hashtags (the
+/// seed dump has no retweet or like counts), summed over each window.
+async fn expected_finals(db: &TestDb) -> (Finals, Finals) {
+    let pool = db.pool().await;
+    let rows = sqlx::query(
+        "SELECT m.tweet_id, m.event_time_ms, CAST(h.hashtag AS CHAR CHARACTER SET utf8mb4) FROM tweet_meta m \
+         JOIN tweet_hashtags th ON th.tweet_id = m.tweet_id JOIN hashtags h ON h.hashtag_id = th.hashtag_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("read rows");
+    let mut pairs: HashSet<(i64, String)> = HashSet::new();
+    let mut tag_buckets: BTreeMap<i64, HashMap<String, i64>> = BTreeMap::new();
+    let mut tweet_tags: HashMap<i64, (i64, HashSet<String>)> = HashMap::new();
+    for row in rows {
+        let id: i64 = row.get(0);
+        let t: i64 = row.get(1);
+        let tag = tweetlambda_core::normalize_hashtag(&row.get::<String, _>(2)).expect("hashtag");
+        let bucket = t.div_euclid(MIN) * MIN;
+        if pairs.insert((id, tag.clone())) {
+            *tag_buckets
+                .entry(bucket)
+                .or_default()
+                .entry(tag.clone())
+                .or_default() += 1;
+        }
+        tweet_tags
+            .entry(id)
+            .or_insert((bucket, HashSet::new()))
+            .1
+            .insert(tag);
+    }
+    let times: Vec<i64> = sqlx::query_scalar("SELECT event_time_ms FROM tweet_meta")
+        .fetch_all(&pool)
+        .await
+        .expect("times");
+    let first = times.iter().min().expect("tweets").div_euclid(MIN) * MIN;
+    let last = times.iter().max().expect("tweets").div_euclid(MIN) * MIN;
+    let mut tweet_buckets: BTreeMap<i64, HashMap<i64, i64>> = BTreeMap::new();
+    for (id, (bucket, tags)) in tweet_tags {
+        tweet_buckets
+            .entry(bucket)
+            .or_default()
+            .insert(id, tags.len() as i64);
+    }
+    let (mut hashtags, mut tweets) = (Finals::new(), Finals::new());
+    for (name, size) in WINDOWS {
+        let mut end = first + MIN;
+        while end <= last + MIN {
+            let mut counts: HashMap<String, i64> = HashMap::new();
+            for (_, b) in tag_buckets.range(end - size..end) {
+                for (tag, c) in b {
+                    *counts.entry(tag.clone()).or_default() += c;
+                }
+            }
+            let mut ranked: Vec<(String, i64)> = counts.into_iter().collect();
+            ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            ranked.truncate(TOP);
+            hashtags.insert(
+                (name.to_string(), end),
+                ranked
+                    .into_iter()
+                    .map(|(h, c)| json!({"hashtag": h, "count": c}))
+                    .collect(),
+            );
+            let mut scores: HashMap<i64, i64> = HashMap::new();
+            for (_, b) in tweet_buckets.range(end - size..end) {
+                for (id, s) in b {
+                    *scores.entry(*id).or_default() += s;
+                }
+            }
+            let mut ranked: Vec<(i64, i64)> = scores.into_iter().collect();
+            ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            ranked.truncate(TOP);
+            tweets.insert(
+                (name.to_string(), end),
+                ranked
+                    .into_iter()
+                    .map(|(id, s)| json!({"tweet_id": id.to_string(), "score": s}))
+                    .collect(),
+            );
+            end += MIN;
+        }
+    }
+    (hashtags, tweets)
+}
+
+/// Every final message of a topic, by (window, end); several messages for
+/// one window instance (from restarts or instances) are all kept.
+fn read_finals(topic: &str) -> BTreeMap<(String, i64), Vec<Vec<Value>>> {
+    let mut out: BTreeMap<(String, i64), Vec<Vec<Value>>> = BTreeMap::new();
+    for r in read_topic(topic) {
+        if r.value["final"] != true {
+            continue;
+        }
+        let end = tweetlambda_core::parse_event_time(r.value["end"].as_str().unwrap_or_default())
+            .expect("end time")
+            .timestamp_millis();
+        let items = r.value["items"].as_array().cloned().unwrap_or_default();
+        let items = items
+            .into_iter()
+            .map(|mut i| {
+                // Compare tweets by id and score; the text is informative.
+                if let Some(o) = i.as_object_mut() {
+                    o.remove("text");
+                }
+                i
+            })
+            .collect();
+        out.entry((r.key.clone(), end)).or_default().push(items);
+    }
+    out
+}
+
+/// The global top-N of each window instance from the final lists of one or
+/// more instances: the union of their items (disjoint keys; a key listed
+/// twice must carry the same value), ranked again.
+fn merge_finals(
+    finals: &BTreeMap<(String, i64), Vec<Vec<Value>>>,
+    key: &str,
+    value: &str,
+) -> Finals {
+    finals
+        .iter()
+        .map(|(w, lists)| {
+            let mut items: BTreeMap<String, Value> = BTreeMap::new();
+            for item in lists.iter().flatten() {
+                let k = item[key].as_str().expect("item key").to_string();
+                if let Some(previous) = items.insert(k.clone(), item.clone()) {
+                    assert_eq!(previous, *item, "{w:?}: {k} listed with two values");
+                }
+            }
+            let mut ranked: Vec<Value> = items.into_values().collect();
+            ranked.sort_by(|a, b| {
+                b[value].as_i64().cmp(&a[value].as_i64()).then_with(|| {
+                    let (x, y) = (
+                        a[key].as_str().unwrap_or_default(),
+                        b[key].as_str().unwrap_or_default(),
+                    );
+                    if key == "tweet_id" {
+                        x.parse::<u64>().ok().cmp(&y.parse::<u64>().ok())
+                    } else {
+                        x.cmp(y)
+                    }
+                })
+            });
+            ranked.truncate(TOP);
+            (w.clone(), ranked)
+        })
+        .collect()
+}
+
+struct Speed {
+    prefix: String,
+    group: String,
+}
+
+impl Speed {
+    fn new() -> Speed {
+        Speed {
+            prefix: format!("{}.", unique("s")),
+            group: unique("g"),
+        }
+    }
+
+    /// Starts an instance; `extra` may override `--idle-timeout` (1 s).
+    fn start(&self, topics: &TestTopics, extra: &[&str]) -> Child {
+        let idle = extra
+            .iter()
+            .position(|a| *a == "--idle-timeout")
+            .map_or("1s", |i| extra[i + 1]);
+        let brokers = brokers();
+        let mut args = vec![
+            "speed",
+            "--brokers",
+            &brokers,
+            "--tweets-topic",
+            &topics.tweets,
+            "--hashtags-topic",
+            &topics.hashtags,
+            "--topic-prefix",
+            &self.prefix,
+            "--group",
+            &self.group,
+            "--windows",
+            "1m,5m",
+            "--idle-timeout",
+            idle,
+            "--emit-interval",
+            "200ms",
+            "--metrics-listen",
+            "none",
+        ];
+        let mut skip = false;
+        for a in extra {
+            if std::mem::take(&mut skip) {
+                continue;
+            }
+            if *a == "--idle-timeout" {
+                skip = true;
+                continue;
+            }
+            args.push(a);
+        }
+        spawn_tweetlambda(&args)
+    }
+
+    fn topic(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// Waits until every expected window instance has a final message.
+    fn wait_for_finals(&self, expected: &Finals) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let got = read_finals(&self.topic("top_hashtags"));
+            if expected.keys().all(|k| got.contains_key(k)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "finals missing: have {} of {}",
+                got.len(),
+                expected.len()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    fn assert_exact(&self, hashtags: &Finals, tweets: &Finals) {
+        let got = read_finals(&self.topic("top_hashtags"));
+        assert_eq!(&merge_finals(&got, "hashtag", "count"), hashtags);
+        let got = read_finals(&self.topic("top_tweets"));
+        assert_eq!(&merge_finals(&got, "tweet_id", "score"), tweets);
+    }
+}
+
+/// Stops an instance with SIGTERM and returns its summary line.
+fn stop(child: Child) -> String {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "speed exited with {:?}: {stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+async fn replayed_seed(extra: &[&str]) -> (TestDb, TestTopics) {
+    let db = TestDb::new().await;
+    db.load_dump(&shared_data("tweet_hashtags_db.sql"));
+    let topics = TestTopics::new();
+    let mut args = topics.replay_args(&db);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    ok(tweetlambda(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    (db, topics)
+}
+
+#[tokio::test]
+async fn finals_equal_an_exact_recomputation_even_with_every_tweet_delivered_twice() {
+    let (db, topics) = replayed_seed(&[]).await;
+    // The same replay again: every message delivered twice.
+    let mut again = topics.replay_args(&db);
+    again.extend(["--restart".to_string()]);
+    ok(tweetlambda(
+        &again.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    assert_eq!(read_topic(&topics.tweets).len(), 2 * 8759);
+
+    let (hashtags, tweets) = expected_finals(&db).await;
+    let speed = Speed::new();
+    let child = speed.start(&topics, &[]);
+    speed.wait_for_finals(&hashtags);
+    let summary = stop(child);
+    // The second copy of each message is a duplicate, or late when its
+    // bucket was already closed and dropped: either way it is not counted.
+    let numbers: Vec<u64> = summary
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert_eq!(
+        numbers[..4],
+        [28361, numbers[1], 28361 - numbers[1], 0],
+        "{summary}"
+    );
+    speed.assert_exact(&hashtags, &tweets);
+    // One final per window instance.
+    assert!(read_finals(&speed.topic("top_hashtags"))
+        .values()
+        .all(|v| v.len() == 1));
+
+    // The realtime view holds the exact per-minute counts (latest value per key).
+    let mut view: HashMap<String, i64> = HashMap::new();
+    for r in read_topic(&speed.topic("speed.view")) {
+        if r.value["kind"] == "hashtag" {
+            view.insert(r.key, r.value["count"].as_i64().unwrap_or_default());
+        }
+    }
+    let one_minute = &hashtags[&("1m".to_string(), hashtags.keys().next().expect("windows").1)];
+    for item in one_minute {
+        let bucket = hashtags.keys().next().expect("windows").1 - MIN;
+        let key = format!(
+            "hashtag/{bucket}/{}",
+            item["hashtag"].as_str().unwrap_or_default()
+        );
+        assert_eq!(view.get(&key).copied(), item["count"].as_i64(), "{key}");
+    }
+}
+
+#[tokio::test]
+async fn kill_9_and_restart_give_the_same_finals() {
+    let (db, topics) = replayed_seed(&[]).await;
+    let (hashtags, tweets) = expected_finals(&db).await;
+    let speed = Speed::new();
+    // Kill at a point that depends on the run: after the first finals.
+    let fast_failover = [
+        "-X",
+        "session.timeout.ms=6000",
+        "-X",
+        "heartbeat.interval.ms=1000",
+    ];
+    let child = speed.start(
+        &topics,
+        &[
+            "--idle-timeout",
+            "2s",
+            fast_failover[0],
+            fast_failover[1],
+            fast_failover[2],
+            fast_failover[3],
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read_finals(&speed.topic("top_hashtags")).is_empty() {
+        assert!(Instant::now() < deadline, "no finals");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut child = child;
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let child = speed.start(&topics, &fast_failover);
+    speed.wait_for_finals(&hashtags);
+    stop(child);
+    // Every final message of a window instance, before and after the crash,
+    // is the exact one.
+    for (w, lists) in read_finals(&speed.topic("top_hashtags")) {
+        for items in lists {
+            assert_eq!(Some(&items), hashtags.get(&w), "{w:?}");
+        }
+    }
+    speed.assert_exact(&hashtags, &tweets);
+}
+
+#[tokio::test]
+async fn two_instances_in_one_group_give_the_global_result() {
+    let (db, topics) = replayed_seed(&[]).await;
+    let (hashtags, tweets) = expected_finals(&db).await;
+    let speed = Speed::new();
+    let a = speed.start(&topics, &["--idle-timeout", "3s"]);
+    let b = speed.start(&topics, &["--idle-timeout", "3s"]);
+    speed.wait_for_finals(&hashtags);
+    // Let the second instance close its windows too.
+    std::thread::sleep(Duration::from_secs(5));
+    let (sa, sb) = (stop(a), stop(b));
+    assert!(
+        !sa.contains(" 0 events counted") && !sb.contains(" 0 events counted"),
+        "both worked: {sa} / {sb}"
+    );
+    speed.assert_exact(&hashtags, &tweets);
+}
+
+async fn create_topics(names: &[&str], partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("admin");
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    for r in admin
+        .create_topics(&topics, &AdminOptions::new())
+        .await
+        .expect("create topics")
+    {
+        r.expect("topic created");
+    }
+}
+
+fn producer() -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("producer")
+}
+
+fn send(p: &BaseProducer, topic: &str, key: &str, payload: &[u8]) {
+    p.send(BaseRecord::to(topic).key(key).payload(payload))
+        .expect("queue");
+}
+
+#[tokio::test]
+async fn shuffled_arrivals_bad_messages_and_late_events() {
+    let db = TestDb::new().await;
+    db.load_dump(&shared_data("tweet_hashtags_db.sql"));
+    // Index the event times (a replay into throw-away topics does it).
+    let scratch = TestTopics::new();
+    ok(tweetlambda(
+        &scratch
+            .replay_args(&db)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    ));
+    let (hashtags, tweets) = expected_finals(&db).await;
+
+    // Produce the seed's messages ourselves, out of order within 3 s
+    // (allowed lateness 5 s), with broken messages mixed in.
+    let mut events: Vec<(String, String, Value, i64)> = Vec::new();
+    for r in read_topic(&scratch.tweets) {
+        let t =
+            tweetlambda_core::parse_event_time(r.value["created_at"].as_str().unwrap_or_default())
+                .expect("time");
+        events.push(("tweets".into(), r.key, r.value, t.timestamp_millis()));
+    }
+    for r in read_topic(&scratch.hashtags) {
+        let t =
+            tweetlambda_core::parse_event_time(r.value["created_at"].as_str().unwrap_or_default())
+                .expect("time");
+        events.push(("hashtags".into(), r.key, r.value, t.timestamp_millis()));
+    }
+    // Sort by a jittered time: deterministic pseudo-random shifts of 0–3 s.
+    events.sort_by_key(|(_, k, _, t)| t + (k.bytes().map(u64::from).sum::<u64>() % 3_000) as i64);
+    let topics = TestTopics::new();
+    create_topics(&[&topics.tweets, &topics.hashtags], 3).await;
+    let p = producer();
+    send(&p, &topics.hashtags, "x", b"\xff\xfe not utf-8");
+    send(
+        &p,
+        &topics.hashtags,
+        "y",
+        b"{\"tweet_id\": \"1\", \"hashtag\": ",
+    );
+    send(
+        &p,
+        &topics.tweets,
+        "1",
+        b"{\"id\": \"1\", \"text\": \"no time\"}",
+    );
+    for (i, (topic, key, value, _)) in events.iter().enumerate() {
+        let topic = if topic == "tweets" {
+            &topics.tweets
+        } else {
+            &topics.hashtags
+        };
+        send(&p, topic, key, value.to_string().as_bytes());
+        if i % 1000 == 0 {
+            p.poll(Duration::from_millis(0));
+        }
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+
+    let speed = Speed::new();
+    let child = speed.start(&topics, &["--idle-timeout", "3s"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read_finals(&speed.topic("top_hashtags")).is_empty() {
+        assert!(Instant::now() < deadline, "no finals");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The watermark has moved on: an event from ten minutes earlier is late.
+    let late =
+        json!({"tweet_id": "7", "hashtag": "latecomer", "created_at": "2021-08-29T23:45:00Z"});
+    send(
+        &p,
+        &topics.hashtags,
+        "latecomer",
+        late.to_string().as_bytes(),
+    );
+    p.flush(Duration::from_secs(10)).expect("flush");
+
+    speed.wait_for_finals(&hashtags);
+    std::thread::sleep(Duration::from_secs(1));
+    let summary = stop(child);
+    assert!(summary.contains(", 1 late, 3 dead letters"), "{summary}");
+    speed.assert_exact(&hashtags, &tweets);
+    let dead = read_topic(&speed.topic("speed.dead-letter"));
+    assert_eq!(dead.len(), 3);
+    let reasons: Vec<&str> = dead
+        .iter()
+        .filter_map(|r| r.value["reason"].as_str())
+        .collect();
+    assert!(reasons.iter().any(|r| r.contains("UTF-8")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("invalid message")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("created_at")),
+        "{reasons:?}"
+    );
+}
