@@ -38,7 +38,12 @@ impl BucketAggregate {
     /// Adds another partial aggregate to this one (the merge).
     pub fn merge(&mut self, other: &BucketAggregate) {
         for (tag, count) in &other.hashtags {
-            *self.hashtags.entry(tag.clone()).or_default() += count;
+            match self.hashtags.get_mut(tag) {
+                Some(c) => *c += count,
+                None => {
+                    self.hashtags.insert(tag.clone(), *count);
+                }
+            }
         }
         for (id, s) in &other.tweets {
             add_score(&mut self.tweets, *id, s.score, &s.text);

@@ -138,6 +138,51 @@ struct Clock {
     at_end: bool,
 }
 
+/// The running sum of the buckets of a window's current instance
+/// `[end − size, end)`, kept up to date event by event so that a tick does
+/// not sum the buckets again.
+#[derive(Debug, Default)]
+struct WindowSum {
+    size_ms: i64,
+    end: i64,
+    sum: BucketAggregate,
+    /// Tweet id → number of buckets of the window it has a score in, so that
+    /// a tweet leaves the sum when its last bucket leaves the window.
+    tweet_buckets: HashMap<u64, u32>,
+}
+
+impl WindowSum {
+    fn add_bucket(&mut self, a: &BucketAggregate) {
+        self.sum.merge(a);
+        for id in a.tweets.keys() {
+            *self.tweet_buckets.entry(*id).or_default() += 1;
+        }
+    }
+
+    fn remove_bucket(&mut self, a: &BucketAggregate) {
+        for (tag, c) in &a.hashtags {
+            if let Some(x) = self.sum.hashtags.get_mut(tag) {
+                *x -= c;
+                if *x <= 0 {
+                    self.sum.hashtags.remove(tag);
+                }
+            }
+        }
+        for (id, s) in &a.tweets {
+            if let Some(x) = self.sum.tweets.get_mut(id) {
+                x.score -= s.score;
+            }
+            if let Some(n) = self.tweet_buckets.get_mut(id) {
+                *n -= 1;
+                if *n == 0 {
+                    self.tweet_buckets.remove(id);
+                    self.sum.tweets.remove(id);
+                }
+            }
+        }
+    }
+}
+
 /// The state of one speed-layer instance.
 #[derive(Debug)]
 pub struct Engine {
@@ -155,6 +200,10 @@ pub struct Engine {
     dirty_hashtags: HashMap<i64, HashSet<String>>,
     dirty_tweets: HashMap<i64, HashSet<u64>>,
     late_events: u64,
+    /// Current instance of each window (same order as `windows`).
+    current: Vec<WindowSum>,
+    /// Buckets before this were dropped from memory.
+    evicted_before: i64,
 }
 
 impl Engine {
@@ -181,6 +230,8 @@ impl Engine {
             dirty_hashtags: HashMap::new(),
             dirty_tweets: HashMap::new(),
             late_events: 0,
+            current: Vec::new(),
+            evicted_before: i64::MIN,
         }
     }
 
@@ -232,6 +283,7 @@ impl Engine {
             self.late_events += 1;
             return Outcome::Late;
         }
+        let bucket = bucket_start_ms(t, self.agg.bucket_ms());
         let (bucket, applied) = match event {
             Event::Tweet {
                 id,
@@ -239,9 +291,11 @@ impl Engine {
                 score,
                 text,
             } => {
+                let had = self.tweet_in_bucket(bucket, id);
                 let r = self.agg.apply_tweet(id, t_ms, score, text);
                 if r.1 == Applied::New {
                     self.dirty_tweets.entry(r.0).or_default().insert(id);
+                    self.add_to_current_tweets(bucket, id, score, text, had);
                 }
                 r
             }
@@ -256,6 +310,16 @@ impl Engine {
                     if !dirty.contains(hashtag) {
                         dirty.insert(hashtag.to_string());
                     }
+                    for w in self.current.iter_mut() {
+                        if bucket < w.end && bucket >= w.end - w.size_ms {
+                            match w.sum.hashtags.get_mut(hashtag) {
+                                Some(c) => *c += 1,
+                                None => {
+                                    w.sum.hashtags.insert(hashtag.to_string(), 1);
+                                }
+                            }
+                        }
+                    }
                 }
                 r
             }
@@ -265,9 +329,11 @@ impl Engine {
                 t_ms,
                 text,
             } => {
+                let had = self.tweet_in_bucket(bucket, original);
                 let r = self.agg.apply_retweet(original, retweet, t_ms, text);
                 if r.1 == Applied::New {
                     self.dirty_tweets.entry(r.0).or_default().insert(original);
+                    self.add_to_current_tweets(bucket, original, 1, text, had);
                 }
                 r
             }
@@ -276,6 +342,94 @@ impl Engine {
         match applied {
             Applied::New => Outcome::Applied,
             Applied::Duplicate => Outcome::Duplicate,
+        }
+    }
+
+    fn tweet_in_bucket(&self, bucket: i64, id: u64) -> bool {
+        self.agg
+            .bucket_aggregate(bucket)
+            .is_some_and(|a| a.tweets.contains_key(&id))
+    }
+
+    /// Adds a tweet score to the current window instances holding `bucket`;
+    /// `had` tells whether the tweet already had a score in that bucket.
+    fn add_to_current_tweets(&mut self, bucket: i64, id: u64, score: i64, text: &str, had: bool) {
+        for w in self.current.iter_mut() {
+            if bucket < w.end && bucket >= w.end - w.size_ms {
+                let mut one = BucketAggregate::default();
+                one.tweets.insert(
+                    id,
+                    tweetlambda_core::aggregate::TweetScore {
+                        score,
+                        text: text.to_string(),
+                    },
+                );
+                w.sum.merge(&one);
+                if !had {
+                    *w.tweet_buckets.entry(id).or_default() += 1;
+                }
+            }
+        }
+    }
+
+    /// Moves each window's current instance to end at `end`, adding the
+    /// buckets that enter and removing those that leave.
+    fn advance_current(&mut self, end: i64) {
+        if self.current.len() != self.windows.len() {
+            self.current = self
+                .windows
+                .iter()
+                .map(|w| WindowSum {
+                    size_ms: w.size_ms,
+                    end: i64::MIN,
+                    ..WindowSum::default()
+                })
+                .collect();
+        }
+        let b = self.agg.bucket_ms();
+        for (i, w) in self.windows.iter().enumerate() {
+            let cur = &mut self.current[i];
+            if cur.end == end {
+                continue;
+            }
+            let (old_start, new_start) = (cur.end.saturating_sub(w.size_ms), end - w.size_ms);
+            let incremental = cur.end != i64::MIN
+                && end > cur.end
+                && old_start >= self.evicted_before
+                && end - cur.end < w.size_ms;
+            if incremental {
+                let mut s = old_start;
+                while s < new_start {
+                    if let Some(a) = self.agg.bucket_aggregate(s) {
+                        cur.remove_bucket(a);
+                    }
+                    s += b;
+                }
+                let mut s = cur.end;
+                while s < end {
+                    if let Some(a) = self.agg.bucket_aggregate(s) {
+                        cur.add_bucket(a);
+                    }
+                    s += b;
+                }
+            } else {
+                *cur = WindowSum {
+                    size_ms: w.size_ms,
+                    end,
+                    ..WindowSum::default()
+                };
+                for start in self
+                    .agg
+                    .bucket_starts()
+                    .filter(|s| *s >= new_start && *s < end)
+                    .collect::<Vec<_>>()
+                {
+                    if let Some(a) = self.agg.bucket_aggregate(start) {
+                        cur.add_bucket(a);
+                    }
+                }
+            }
+            cur.end = end;
         }
     }
 
@@ -341,7 +495,9 @@ impl Engine {
             return out;
         };
         let b = self.agg.bucket_ms();
-        for w in self.windows.clone() {
+        let current_end = bucket_start_ms(newest, b) + b;
+        self.advance_current(current_end);
+        for (i, w) in self.windows.clone().into_iter().enumerate() {
             // Finals.
             let mut end = self
                 .finalized_until
@@ -367,14 +523,14 @@ impl Engine {
                 }
             }
             // The current window instance.
-            let current_end = bucket_start_ms(newest, b) + b;
             if self
                 .finalized_until
                 .get(&w.name)
                 .is_none_or(|f| current_end > *f)
             {
-                let aggregate = self.agg.window(current_end - w.size_ms, current_end);
+                let aggregate = std::mem::take(&mut self.current[i].sum);
                 self.publish(&mut out, &w, current_end, false, watermark, &aggregate);
+                self.current[i].sum = aggregate;
             }
         }
         self.flush_view(&mut out);
@@ -467,6 +623,7 @@ impl Engine {
             .and_then(|starts| starts.into_iter().min());
         if let Some(start) = needed {
             self.agg.evict_before(start);
+            self.evicted_before = self.evicted_before.max(start);
         }
     }
 }
@@ -610,5 +767,44 @@ mod tests {
         assert!(e.tick(now).tops.is_empty(), "no change, no message");
         tag(&mut e, 0, 2, 11_000, "a", now);
         assert!(!e.tick(now).tops.is_empty());
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The running sums of the current windows always equal the sum of
+        /// their buckets, however events and ticks interleave.
+        #[test]
+        fn running_window_sums_equal_the_sum_of_buckets(
+            evs in prop::collection::vec((0u8..3, 0u64..200, 0i64..600, 0u8..8, any::<bool>()), 1..300)
+        ) {
+            let now = Instant::now();
+            let mut e = Engine::new(10_000, vec![
+                WindowSpec { name: "10s".into(), size_ms: 10_000 },
+                WindowSpec { name: "30s".into(), size_ms: 30_000 },
+            ], 1_000_000, 5, Duration::from_secs(3600));
+            let mut clock = 0i64;
+            for (kind, id, step, tag, tick) in evs {
+                clock += step;
+                let t = clock - (id as i64 % 7) * 100;
+                let h = format!("h{tag}");
+                match kind {
+                    0 => { e.apply((1, 0), Event::Hashtag { tweet_id: id, t_ms: t, hashtag: &h }, now); }
+                    1 => { e.apply((0, 0), Event::Tweet { id, t_ms: t, score: (id % 4) as i64, text: "" }, now); }
+                    _ => { e.apply((2, 0), Event::Retweet { original: id % 20, retweet: id, t_ms: t, text: "" }, now); }
+                }
+                if tick {
+                    e.tick(now);
+                    for w in &e.current {
+                        let full = e.agg.window(w.end - w.size_ms, w.end);
+                        prop_assert_eq!(&w.sum.hashtags, &full.hashtags);
+                        let scores = |m: &HashMap<u64, tweetlambda_core::aggregate::TweetScore>| {
+                            m.iter().map(|(k, v)| (*k, v.score)).collect::<HashMap<u64, i64>>()
+                        };
+                        prop_assert_eq!(scores(&w.sum.tweets), scores(&full.tweets));
+                    }
+                }
+            }
+        }
     }
 }
