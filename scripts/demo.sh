@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo (README, "Quick start"): starts the local services, loads the seed
 # MySQL dump as a user would (`mariadb DB < dump.sql`), replays it into Kafka
-# and shows what the topics hold. Each run starts from an empty demo database
+# shows what the topics hold, and runs the speed layer over it. Each run starts from an empty demo database
 # and empty demo topics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +34,14 @@ step "replaying MySQL -> Kafka in event-time order (--speed max)"
 
 step "what the topics hold"
 "$TL" peek --brokers "$TWEETLAMBDA_BROKERS" -n 1 tweets hashtags tweets.dead-letter
+
+step "speed layer: rolling top hashtags in event time (windows 1m, 5m; exits when the input is idle)"
+"$TL" speed --brokers "$TWEETLAMBDA_BROKERS" --windows 1m,5m --idle-timeout 2s --emit-interval 500ms \
+  --metrics-listen none --exit-when-idle
+echo "final top hashtags of each 5-minute window of the seed dump:"
+"$TL" finals --brokers "$TWEETLAMBDA_BROKERS" --topic top_hashtags --window 5m -n 5
+echo "final top tweets (score = distinct hashtags for the seed dump) of the first 5-minute windows:"
+"$TL" finals --brokers "$TWEETLAMBDA_BROKERS" --topic top_tweets --window 5m -n 3 | head -3
 
 step "done"
 echo "MySQL: $TWEETLAMBDA_MYSQL_URL/$DB   Kafka: $TWEETLAMBDA_BROKERS"

@@ -42,6 +42,23 @@ enum Command {
     Peek(PeekArgs),
     /// Run the speed layer: rolling top hashtags and top tweets.
     Speed(SpeedArgs),
+    /// Print the final top-N of each window instance published by the speed layer.
+    Finals(FinalsArgs),
+}
+
+#[derive(Args, Debug)]
+struct FinalsArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// The topic to read (`top_hashtags` or `top_tweets`, with the speed layer's prefix).
+    #[arg(long, default_value = "top_hashtags")]
+    topic: String,
+    /// Only this window (e.g. `5m`).
+    #[arg(long)]
+    window: Option<String>,
+    /// Items shown per window instance.
+    #[arg(short = 'n', long, default_value_t = 5)]
+    limit: usize,
 }
 
 #[derive(Args, Debug)]
@@ -86,6 +103,9 @@ struct SpeedArgs {
     /// Topic for hashtags.
     #[arg(long, env = "TWEETLAMBDA_HASHTAGS_TOPIC", default_value = "hashtags")]
     hashtags_topic: String,
+    /// Exit once the input is idle and every window is final.
+    #[arg(long)]
+    exit_when_idle: bool,
     /// Prefix of the speed layer's own topics: PREFIX{top_hashtags,top_tweets,speed.view,speed.retweets,speed.dead-letter}.
     #[arg(long, default_value = "")]
     topic_prefix: String,
@@ -428,6 +448,7 @@ async fn run(command: Command, kafka_from_file: Vec<(String, String)>) -> anyhow
                 emit_interval: a.emit_interval,
                 idle_timeout: a.idle_timeout,
                 metrics_listen,
+                exit_when_idle: a.exit_when_idle,
             };
             let summary = tweetlambda_speed::run(&config, shutdown_signal())
                 .await
@@ -436,6 +457,47 @@ async fn run(command: Command, kafka_from_file: Vec<(String, String)>) -> anyhow
                 "speed: {} events counted, {} duplicates, {} late, {} dead letters, {} window instances finalised",
                 summary.applied, summary.duplicates, summary.late, summary.dead_letters, summary.finals
             );
+        }
+        Command::Finals(a) => {
+            let kafka = a.kafka.options(&kafka_from_file);
+            let sample =
+                tweetlambda_replayer::kafka::sample_topic(&kafka, &a.topic, usize::MAX).await?;
+            for (_, key, value) in &sample.first {
+                if a.window.as_ref().is_some_and(|w| w != key) {
+                    continue;
+                }
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(value) else {
+                    continue;
+                };
+                if v["final"] != true {
+                    continue;
+                }
+                let items: Vec<String> = v["items"]
+                    .as_array()
+                    .map(|items| {
+                        items
+                            .iter()
+                            .take(a.limit)
+                            .map(|i| match (i.get("hashtag"), i.get("tweet_id")) {
+                                (Some(h), _) => {
+                                    format!("#{} {}", h.as_str().unwrap_or_default(), i["count"])
+                                }
+                                (_, Some(t)) => {
+                                    format!("{} ({})", t.as_str().unwrap_or_default(), i["score"])
+                                }
+                                _ => i.to_string(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "{:>4} {} .. {}  {}",
+                    key,
+                    v["start"].as_str().unwrap_or_default(),
+                    v["end"].as_str().unwrap_or_default(),
+                    items.join(", ")
+                );
+            }
         }
         Command::Migrate(a) => {
             let pool = tweetlambda_replayer::mysql::connect(&a.mysql_url, 1).await?;

@@ -109,6 +109,9 @@ pub struct SpeedConfig {
     pub idle_timeout: Duration,
     /// Where `/metrics` is served (Prometheus text format); none to disable.
     pub metrics_listen: Option<SocketAddr>,
+    /// Stop once the input is idle and every window is final (for demos and
+    /// one-off runs over a finished replay).
+    pub exit_when_idle: bool,
 }
 
 impl SpeedConfig {

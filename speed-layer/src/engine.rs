@@ -484,6 +484,23 @@ impl Engine {
         }
     }
 
+    /// True when every input partition has been read to its end and stayed
+    /// quiet for the idle timeout, and every window holding data is final.
+    pub fn is_drained(&self, now: Instant) -> bool {
+        let idle = !self.clocks.is_empty()
+            && self
+                .clocks
+                .values()
+                .all(|c| c.at_end && now.duration_since(c.last_seen) >= self.idle_timeout);
+        let b = self.agg.bucket_ms();
+        let newest_end = self.max_event_ms.map(|m| bucket_start_ms(m, b) + b);
+        idle && newest_end.is_some_and(|end| {
+            self.windows
+                .iter()
+                .all(|w| self.finalized_until.get(&w.name).is_some_and(|f| *f >= end))
+        })
+    }
+
     /// Publishes what changed since the last tick: finals for windows the
     /// watermark passed, updates of the current windows, the realtime view.
     pub fn tick(&mut self, now: Instant) -> TickOutput {

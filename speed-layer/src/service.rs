@@ -174,6 +174,10 @@ pub async fn run(
             _ = shutdown.changed() => break,
             _ = ticker.tick() => {
                 flush(config, &mut engine, &producer, &consumer, &high_watermarks, &mut positions, &mut summary).await?;
+                if config.exit_when_idle && engine.is_drained(Instant::now()) {
+                    tracing::info!("input idle and every window final: exiting (--exit-when-idle)");
+                    break;
+                }
             }
             message = consumer.recv() => {
                 let current = assignments.generation.load(Ordering::SeqCst);

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Benchmarks of the speed layer; writes BENCHMARKS.md between the `speed`
+# markers.
+#
+#   bench/speed.sh [TWEETS]        (default 1000000)
+#
+# 1. The aggregation engine in-process (cargo bench, no broker).
+# 2. Through Tansu (memory storage) on 127.0.0.1: TWEETS synthetic tweets are
+#    replayed into fresh topics, then bench/speed_bench.py measures the speed
+#    layer catching up on them, the peer (a Python Counter consumer) on the
+#    same hashtags topic, and latency at 5,000 tweets/s.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tweetlambda/target}"
+TL_HOME="${TL_HOME:-$HOME/.cache/tweetlambda}"
+N="${1:-1000000}"
+DB="tl_bench_$N"
+
+cargo build --release --locked -p tweetlambda >&2
+TL="$CARGO_TARGET_DIR/release/tweetlambda"
+
+engine_fast=$(cargo bench --locked -p tweetlambda-speed --bench engine -- 5000000 5000 1000000 2>/dev/null | grep '^engine')
+engine_busy=$(cargo bench --locked -p tweetlambda-speed --bench engine -- 5000000 5000 100000 2>/dev/null | grep '^engine')
+echo "$engine_fast" >&2
+echo "$engine_busy" >&2
+
+scripts/services.sh --profile bench down >/dev/null 2>&1 || true
+rm -rf "$TL_HOME/bench/tansu"
+TL_KAFKA_STORAGE=memory scripts/services.sh --profile bench up >&2
+eval "$(scripts/services.sh --profile bench env | sed 's/^/export /')"
+sock="$TL_HOME/bench/run/mariadb.sock"
+if [[ $(mariadb --no-defaults --socket="$sock" -uroot -N -e "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='$DB' AND table_name='tweet_meta'") == 0 ]]; then
+  mariadb --no-defaults --socket="$sock" -uroot -e "CREATE DATABASE IF NOT EXISTS $DB"
+  "$TL" generate --mysql-url "$TWEETLAMBDA_MYSQL_URL/$DB" --tweets "$N" >&2
+fi
+links=$(mariadb --no-defaults --socket="$sock" -uroot -N "$DB" -e "SELECT COUNT(*) FROM tweet_hashtags")
+run="s$(date +%s)"
+"$TL" replay --mysql-url "$TWEETLAMBDA_MYSQL_URL/$DB" --brokers "$TWEETLAMBDA_BROKERS" \
+  --tweets-topic "$run.tweets" --hashtags-topic "$run.hashtags" --dead-letter-topic "$run.dead" \
+  --checkpoint "$run" --speed max >&2
+
+VENV="$TL_HOME/venv"
+[[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install -q confluent-kafka >&2
+figures=$("$VENV/bin/python" bench/speed_bench.py --tl "$TL" --brokers "$TWEETLAMBDA_BROKERS" \
+  --tweets "$run.tweets" --hashtags "$run.hashtags" --expected-events "$((N + links))" --hashtag-messages "$links")
+echo "$figures" >&2
+scripts/services.sh --profile bench down >&2
+
+python3 - "$engine_fast" "$engine_busy" "$figures" "$N" "$links" <<'PY'
+import json, pathlib, re, subprocess, sys
+def kv(line):
+    return dict(p.split("=", 1) for p in line.split()[1:])
+fast, busy, f, n, links = kv(sys.argv[1]), kv(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+date = subprocess.run(["date", "-u", "+%Y-%m-%d"], capture_output=True, text=True).stdout.strip()
+speedup = f["catchup_events_per_sec"] / max(f["peer_messages_per_sec"], 1)
+text = f"""Measured {date} on {cores} cores by `bench/speed.sh {n}`.
+
+**Engine, in-process** (one thread; Zipf hashtags, windows 1m/5m/15m/1h, events carry 1–3 hashtags):
+
+| ticks (publish updates, finals, view) | events | events/s | of which ticks | buckets held | RSS growth |
+|---|---:|---:|---:|---:|---:|
+| every {int(fast['events_per_tick']):,} events (1 s emit interval at 1M events/s) | {int(fast['events']):,} | {int(fast['events_per_sec']):,} | {fast['ticks_seconds']} s of {fast['seconds']} s | {fast['buckets_held']} | {fast['rss_growth_mib']} MiB |
+| every {int(busy['events_per_tick']):,} events (100 ms emit interval at 1M events/s) | {int(busy['events']):,} | {int(busy['events_per_sec']):,} | {busy['ticks_seconds']} s of {busy['seconds']} s | {busy['buckets_held']} | {busy['rss_growth_mib']} MiB |
+
+**Through Tansu 0.6.0 (memory storage) on 127.0.0.1**, {n:,} synthetic tweets and {links:,} hashtag messages already in the topics:
+
+| what | messages | seconds | messages/s |
+|---|---:|---:|---:|
+| `tweetlambda speed` catching up (tweets + hashtags, exact dedup, 4 windows, view and top-N published) | {f['catchup_events']:,} | {f['catchup_seconds']} | {f['catchup_events_per_sec']:,} |
+| peer: Python consumer (confluent-kafka) with a `Counter` per minute, hashtags topic only, no dedup | {f['peer_messages']:,} | {f['peer_seconds']} | {f['peer_messages_per_sec']:,} |
+
+Ratio speed layer / peer, messages per second: **{speedup:.1f}×** (the speed layer reads both topics and publishes its outputs; the peer only counts).
+Peak RSS of the speed layer in that run (VmHWM): {f['speed_peak_rss_mib']} MiB, holding the buckets of the 1-hour window plus the allowed lateness; the event time of the data spans {n / 500 / 60:.0f} minutes.
+
+**Latency at {f['latency_rate_tweets_per_sec']:,} tweets/s** (2 hashtags each, event time = now, `--emit-interval 50ms`): from the produce call of a probe tweet to the arrival of the first output that includes it (its realtime-view record), {f['latency_probes_seen']} of {f['latency_probes']} probes: p50 **{f['latency_p50_ms']} ms**, p99 **{f['latency_p99_ms']} ms**, max {f['latency_max_ms']} ms."""
+path = pathlib.Path("BENCHMARKS.md")
+doc = path.read_text()
+block = "<!-- speed:start -->\n" + text + "\n<!-- speed:end -->"
+doc = re.sub(r"<!-- speed:start -->.*?<!-- speed:end -->", lambda _: block, doc, flags=re.S)
+path.write_text(doc)
+print(text)
+PY

@@ -1,0 +1,201 @@
+"""End-to-end benchmarks of the speed layer through the broker, and the peer.
+
+Run by bench/speed.sh, which starts the services, fills the input topics and
+passes their names. Prints one JSON object of figures on stdout.
+
+  catchup  The speed layer reads the filled `tweets` and `hashtags` topics
+           from the beginning; events/s until every message is counted (read
+           from its /metrics), and its peak RSS (VmHWM).
+  peer     The seed projects' approach on the same `hashtags` topic: a Python
+           consumer (confluent-kafka) counting hashtags per minute with a
+           collections.Counter; messages/s.
+  latency  Tweets produced at a steady rate with the current time as event
+           time; every 20 ms a probe tweet carries a hashtag of its own. The
+           latency of a probe is the time from its produce call to the arrival
+           of the realtime-view record of its hashtag, i.e. the first output
+           of the speed layer that includes it.
+"""
+
+import argparse
+import collections
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+
+def metric(url, name):
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def vm_hwm_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def start_speed(tl, brokers, tweets, hashtags, prefix, metrics, extra=()):
+    args = [tl, "speed", "--brokers", brokers, "--tweets-topic", tweets, "--hashtags-topic", hashtags,
+            "--topic-prefix", prefix, "--group", prefix + "group", "--metrics-listen", metrics, *extra]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, "TWEETLAMBDA_LOG": "warn"})
+
+
+def catchup(a):
+    prefix = f"bench{uuid.uuid4().hex[:8]}."
+    metrics = "127.0.0.1:19470"
+    url = f"http://{metrics}/metrics"
+    started = time.time()
+    p = start_speed(a.tl, a.brokers, a.tweets, a.hashtags, prefix, metrics, ["--emit-interval", "1s"])
+    total = a.expected_events
+    seen = 0.0
+    try:
+        while time.time() - started < 600:
+            time.sleep(0.2)
+            try:
+                seen = metric(url, "speed_events_in_total")
+            except OSError:
+                continue
+            if seen >= total:
+                break
+        elapsed = time.time() - started
+        rss = vm_hwm_mib(p.pid)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=60)
+    return {"catchup_events": int(seen), "catchup_seconds": round(elapsed, 2),
+            "catchup_events_per_sec": int(seen / elapsed), "speed_peak_rss_mib": round(rss, 1)}
+
+
+def peer(a):
+    """A Counter per minute bucket, fed by a plain consumer loop."""
+    c = Consumer({"bootstrap.servers": a.brokers, "group.id": "peer" + uuid.uuid4().hex[:8],
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    md = c.list_topics(a.hashtags, timeout=10)
+    parts = list(md.topics[a.hashtags].partitions)
+    c.assign([TopicPartition(a.hashtags, p, 0) for p in parts])
+    counters = collections.defaultdict(collections.Counter)
+    n = 0
+    started = time.time()
+    idle_since = time.time()
+    while n < a.hashtag_messages and time.time() - idle_since < 10:
+        msgs = c.consume(num_messages=10000, timeout=0.5)
+        if not msgs:
+            continue
+        idle_since = time.time()
+        for m in msgs:
+            if m.error():
+                continue
+            v = json.loads(m.value())
+            bucket = v["created_at"][:16]  # YYYY-MM-DDTHH:MM, one minute
+            counters[bucket][v["hashtag"]] += 1
+            n += 1
+    elapsed = time.time() - started
+    c.close()
+    return {"peer_messages": n, "peer_seconds": round(elapsed, 2), "peer_messages_per_sec": int(n / elapsed)}
+
+
+def latency(a):
+    prefix = f"lat{uuid.uuid4().hex[:8]}."
+    tweets, hashtags = prefix + "tweets", prefix + "hashtags"
+    metrics = "127.0.0.1:19471"
+    p = start_speed(a.tl, a.brokers, tweets, hashtags, prefix, metrics,
+                    ["--emit-interval", "50ms", "--windows", "1m,5m", "--idle-timeout", "1h"])
+    time.sleep(3)  # topics created, group joined
+    view = Consumer({"bootstrap.servers": a.brokers, "group.id": "lat" + uuid.uuid4().hex[:8],
+                     "enable.auto.commit": False, "auto.offset.reset": "latest"})
+    view.subscribe([prefix + "speed.view"])
+    sent = {}
+    arrived = {}
+    stop = threading.Event()
+
+    def read_view():
+        while not stop.is_set():
+            for m in view.consume(num_messages=1000, timeout=0.2):
+                if m.error() or not m.key():
+                    continue
+                key = m.key().decode()
+                tag = key.rsplit("/", 1)[-1]
+                if tag.startswith("probe") and tag not in arrived:
+                    arrived[tag] = time.time()
+
+    reader = threading.Thread(target=read_view, daemon=True)
+    reader.start()
+    time.sleep(2)
+    prod = Producer({"bootstrap.servers": a.brokers, "linger.ms": 1, "enable.idempotence": True})
+    rate, seconds = a.rate, a.latency_seconds
+    tags = [f"tag{i}" for i in range(2000)]
+    start = time.time()
+    i = 0
+    probe = 0
+    next_probe = start
+    while time.time() - start < seconds:
+        target = start + i / rate
+        now = time.time()
+        if target > now:
+            time.sleep(target - now)
+        now = time.time()
+        created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+        tid = str(10**15 + i)
+        hs = [tags[i % 2000], tags[(i * 7) % 2000]]
+        if now >= next_probe:
+            hs = [f"probe{probe}"]
+            sent[f"probe{probe}"] = now
+            probe += 1
+            next_probe += 0.02
+        tweet = {"id": tid, "created_at": created, "text": "bench " + " ".join("#" + h for h in hs), "hashtags": hs}
+        prod.produce(tweets, key=tid, value=json.dumps(tweet))
+        for h in hs:
+            prod.produce(hashtags, key=h, value=json.dumps({"tweet_id": tid, "hashtag": h, "created_at": created}))
+        prod.poll(0)
+        i += 1
+    prod.flush(30)
+    achieved = i / (time.time() - start)
+    time.sleep(3)
+    stop.set()
+    reader.join()
+    view.close()
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=60)
+    lat = sorted((arrived[k] - sent[k]) * 1000 for k in sent if k in arrived)
+    q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [float("nan")] * 99
+    return {"latency_rate_tweets_per_sec": int(achieved), "latency_probes": len(sent), "latency_probes_seen": len(lat),
+            "latency_p50_ms": round(q[49], 1), "latency_p99_ms": round(q[98], 1),
+            "latency_max_ms": round(lat[-1], 1) if lat else None}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tl", required=True)
+    ap.add_argument("--brokers", required=True)
+    ap.add_argument("--tweets", required=True)
+    ap.add_argument("--hashtags", required=True)
+    ap.add_argument("--expected-events", type=int, required=True)
+    ap.add_argument("--hashtag-messages", type=int, required=True)
+    ap.add_argument("--rate", type=int, default=5000)
+    ap.add_argument("--latency-seconds", type=int, default=30)
+    a = ap.parse_args()
+    out = {}
+    out.update(catchup(a))
+    out.update(peer(a))
+    out.update(latency(a))
+    json.dump(out, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
