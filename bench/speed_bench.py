@@ -52,7 +52,8 @@ def vm_hwm_mib(pid):
 def start_speed(tl, brokers, tweets, hashtags, prefix, metrics, extra=()):
     args = [tl, "speed", "--brokers", brokers, "--tweets-topic", tweets, "--hashtags-topic", hashtags,
             "--topic-prefix", prefix, "--group", prefix + "group", "--metrics-listen", metrics, *extra]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, "TWEETLAMBDA_LOG": "warn"})
+    log = open(f"/tmp/{prefix}speed.log", "w")
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, env={**os.environ, "TWEETLAMBDA_LOG": "info"})
 
 
 def catchup(a):
@@ -188,11 +189,12 @@ def main():
     ap.add_argument("--hashtag-messages", type=int, required=True)
     ap.add_argument("--rate", type=int, default=5000)
     ap.add_argument("--latency-seconds", type=int, default=30)
+    ap.add_argument("--only", choices=["catchup", "peer", "latency"], help="run one part (for debugging)")
     a = ap.parse_args()
     out = {}
-    out.update(catchup(a))
-    out.update(peer(a))
-    out.update(latency(a))
+    for name, part in [("catchup", catchup), ("peer", peer), ("latency", latency)]:
+        if a.only in (None, name):
+            out.update(part(a))
     json.dump(out, sys.stdout)
     print()
 

@@ -167,6 +167,29 @@ impl Aggregator {
         (start, Applied::New)
     }
 
+    /// True if this tweet was applied (and its bucket is still held).
+    pub fn has_tweet(&self, id: u64, t_ms: i64) -> bool {
+        self.held(t_ms).is_some_and(|b| b.seen_tweets.contains(&id))
+    }
+
+    /// True if this (tweet, hashtag) was applied (and its bucket is still held).
+    pub fn has_hashtag(&self, tweet_id: u64, t_ms: i64, hashtag: &str) -> bool {
+        self.held(t_ms)
+            .and_then(|b| b.tag_tweets.get(hashtag))
+            .is_some_and(|tweets| tweets.contains(&tweet_id))
+    }
+
+    /// True if this (original, retweet) was applied (and its bucket is still held).
+    pub fn has_retweet(&self, original_id: u64, retweet_id: u64, t_ms: i64) -> bool {
+        self.held(t_ms)
+            .is_some_and(|b| b.seen_retweets.contains(&(original_id, retweet_id)))
+    }
+
+    fn held(&self, t_ms: i64) -> Option<&Bucket> {
+        self.buckets
+            .get(&crate::bucket_start_ms(t_ms, self.bucket_ms))
+    }
+
     /// The aggregate of one bucket, if it holds anything.
     pub fn bucket_aggregate(&self, start: i64) -> Option<&BucketAggregate> {
         self.buckets.get(&start).map(|b| &b.aggregate)

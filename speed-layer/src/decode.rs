@@ -71,13 +71,37 @@ pub fn hashtag(payload: Option<&[u8]>) -> Result<HashtagEvent, DecodeError> {
     Ok(h)
 }
 
+/// A progress marker on the retweets topic: every retweet re-keyed from
+/// tweets partition `marker` after it is at least as recent as `time_ms`,
+/// up to the allowed lateness (none: that partition had no tweet yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Marker {
+    /// The tweets partition.
+    pub marker: i32,
+    /// Its newest event time, ms.
+    pub time_ms: Option<i64>,
+}
+
 /// A message of the internal retweets topic.
-pub fn retweet(payload: Option<&[u8]>) -> Result<RetweetEvent, DecodeError> {
+#[derive(Debug, Clone, PartialEq)]
+pub enum RetweetsMessage {
+    /// A retweet re-keyed by the retweeted tweet.
+    Retweet(RetweetEvent),
+    /// A progress marker.
+    Marker(Marker),
+}
+
+/// A message of the internal retweets topic.
+pub fn retweet(payload: Option<&[u8]>) -> Result<RetweetsMessage, DecodeError> {
+    let text = text(payload)?;
+    if let Ok(m) = serde_json::from_str::<Marker>(text) {
+        return Ok(RetweetsMessage::Marker(m));
+    }
     let r: RetweetEvent =
-        serde_json::from_str(text(payload)?).map_err(|e| DecodeError::Json(e.to_string()))?;
+        serde_json::from_str(text).map_err(|e| DecodeError::Json(e.to_string()))?;
     parse_id(&r.tweet_id)?;
     parse_id(&r.retweet_id)?;
-    Ok(r)
+    Ok(RetweetsMessage::Retweet(r))
 }
 
 #[cfg(test)]

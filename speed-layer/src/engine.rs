@@ -128,6 +128,12 @@ pub struct TickOutput {
 /// An input partition: topic index and partition number.
 pub type Source = (u8, i32);
 
+/// Topic index of the internal retweets topic. Its partitions are filled by
+/// the speed layer itself, interleaving the tweets partitions, so they are
+/// not in event-time order: their clock comes from markers instead (see
+/// [`Engine::apply_marker`]).
+pub const RETWEETS: u8 = 2;
+
 #[derive(Debug, Clone, Copy)]
 struct Clock {
     /// Newest event time read from the partition; none before the first.
@@ -204,6 +210,11 @@ pub struct Engine {
     current: Vec<WindowSum>,
     /// Buckets before this were dropped from memory.
     evicted_before: i64,
+    /// Partitions of the tweets topic (the sources of retweet markers).
+    tweets_partitions: i32,
+    /// Retweets partition → tweets partition → the marker's time (none: that
+    /// tweets partition had no data yet).
+    markers: HashMap<i32, HashMap<i32, Option<i64>>>,
 }
 
 impl Engine {
@@ -232,12 +243,15 @@ impl Engine {
             late_events: 0,
             current: Vec::new(),
             evicted_before: i64::MIN,
+            tweets_partitions: 0,
+            markers: HashMap::new(),
         }
     }
 
     /// Forgets everything (after a change of partition assignment the state
     /// is rebuilt from the input).
     pub fn reset(&mut self) {
+        let tweets_partitions = self.tweets_partitions;
         *self = Engine::new(
             self.agg.bucket_ms(),
             std::mem::take(&mut self.windows),
@@ -245,6 +259,53 @@ impl Engine {
             self.top_n,
             self.idle_timeout,
         );
+        self.tweets_partitions = tweets_partitions;
+    }
+
+    /// Sets the number of partitions of the tweets topic, whose markers a
+    /// retweets partition waits for.
+    pub fn set_tweets_partitions(&mut self, n: i32) {
+        self.tweets_partitions = n;
+    }
+
+    /// The marker a tweets partition's reader sends along the retweets
+    /// topic: `Some(Some(t))`, its newest event time (every retweet it
+    /// re-keys later is at least that recent, up to the allowed lateness);
+    /// `Some(None)` when it has had no tweet and is idle at its end (it
+    /// constrains nothing); `None` when there is nothing to say yet.
+    pub fn tweets_marker(&self, tweets_partition: i32, now: Instant) -> Option<Option<i64>> {
+        let c = self.clocks.get(&(0, tweets_partition))?;
+        match c.max_ms {
+            Some(t) => Some(Some(t)),
+            None if c.at_end && now.duration_since(c.last_seen) >= self.idle_timeout => Some(None),
+            None => None,
+        }
+    }
+
+    /// A marker read from retweets partition `partition`: all retweets
+    /// re-keyed from tweets partition `from` before it are older than
+    /// `time_ms` plus the allowed lateness. The partition's clock is the
+    /// oldest marker over all tweets partitions.
+    pub fn apply_marker(&mut self, partition: i32, from: i32, time_ms: Option<i64>, now: Instant) {
+        let markers = self.markers.entry(partition).or_default();
+        markers.insert(from, time_ms);
+        let complete = (0..self.tweets_partitions).all(|p| markers.contains_key(&p));
+        let clock = self.clocks.entry((RETWEETS, partition)).or_insert(Clock {
+            max_ms: None,
+            last_seen: now,
+            at_end: false,
+        });
+        clock.last_seen = now;
+        if complete {
+            // A tweets partition without data constrains nothing.
+            let oldest = markers
+                .values()
+                .flatten()
+                .min()
+                .copied()
+                .unwrap_or(i64::MAX);
+            clock.max_ms = Some(oldest);
+        }
     }
 
     /// Late events so far.
@@ -275,11 +336,31 @@ impl Engine {
             last_seen: now,
             at_end: false,
         });
-        clock.max_ms = Some(clock.max_ms.map_or(t, |m| m.max(t)));
+        if source.0 != RETWEETS {
+            clock.max_ms = Some(clock.max_ms.map_or(t, |m| m.max(t)));
+        }
         clock.last_seen = now;
         clock.at_end = false;
         self.max_event_ms = Some(self.max_event_ms.map_or(t, |m| m.max(t)));
         if self.watermark.is_some_and(|w| t < w) {
+            // Counted already (a redelivery): a duplicate, not a late event.
+            let seen = match event {
+                Event::Tweet { id, t_ms, .. } => self.agg.has_tweet(id, t_ms),
+                Event::Hashtag {
+                    tweet_id,
+                    t_ms,
+                    hashtag,
+                } => self.agg.has_hashtag(tweet_id, t_ms, hashtag),
+                Event::Retweet {
+                    original,
+                    retweet,
+                    t_ms,
+                    ..
+                } => self.agg.has_retweet(original, retweet, t_ms),
+            };
+            if seen {
+                return Outcome::Duplicate;
+            }
             self.late_events += 1;
             return Outcome::Late;
         }
@@ -460,27 +541,54 @@ impl Engine {
 
     fn update_watermark(&mut self, now: Instant) {
         // A partition is idle once read to its end and quiet for the idle
-        // timeout; idle partitions do not hold the watermark back.
+        // timeout; idle partitions do not hold the watermark back. The
+        // retweets partitions follow their markers while any input is active.
+        let idle = |c: &Clock| c.at_end && now.duration_since(c.last_seen) >= self.idle_timeout;
+        let inputs_active = self.clocks.iter().any(|(s, c)| s.0 != RETWEETS && !idle(c));
         let active: Vec<Option<i64>> = self
             .clocks
-            .values()
-            .filter(|c| !(c.at_end && now.duration_since(c.last_seen) >= self.idle_timeout))
-            .map(|c| c.max_ms)
+            .iter()
+            .filter(|(s, c)| {
+                if s.0 == RETWEETS {
+                    inputs_active
+                } else {
+                    !idle(c)
+                }
+            })
+            .map(|(_, c)| c.max_ms)
             .collect();
         if active.iter().any(Option::is_none) {
             return; // a partition has not delivered anything yet
         }
-        let candidate = match (active.into_iter().flatten().min(), self.max_event_ms) {
-            (Some(oldest), _) => Some(oldest - self.lateness_ms),
-            // Every partition is idle: the input has ended for now; close
-            // every window that holds data.
-            (None, Some(newest)) => {
+        let retweets_caught_up = self.clocks.iter().all(|(s, c)| s.0 != RETWEETS || c.at_end);
+        let candidate = match (active.into_iter().flatten().min(), self.newest_known()) {
+            (Some(oldest), _) => Some(oldest.saturating_sub(self.lateness_ms)),
+            // Every input partition is idle and every re-keyed retweet has
+            // been read: the input has ended for now; close every window
+            // that holds data.
+            (None, Some(newest)) if retweets_caught_up => {
                 Some(bucket_start_ms(newest, self.agg.bucket_ms()) + self.agg.bucket_ms())
             }
-            (None, None) => None,
+            _ => None,
         };
         if let Some(c) = candidate {
             self.watermark = Some(self.watermark.map_or(c, |w| w.max(c)));
+        }
+    }
+
+    /// The newest event time known: seen here, or reported by a marker of
+    /// any tweets partition (also those other instances read), so that at
+    /// the end of the input every instance closes the same windows.
+    fn newest_known(&self) -> Option<i64> {
+        let marked = self
+            .markers
+            .values()
+            .flat_map(|m| m.values().flatten())
+            .max()
+            .copied();
+        match (self.max_event_ms, marked) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -488,12 +596,12 @@ impl Engine {
     /// quiet for the idle timeout, and every window holding data is final.
     pub fn is_drained(&self, now: Instant) -> bool {
         let idle = !self.clocks.is_empty()
-            && self
-                .clocks
-                .values()
-                .all(|c| c.at_end && now.duration_since(c.last_seen) >= self.idle_timeout);
+            && self.clocks.iter().all(|(s, c)| {
+                c.at_end
+                    && (s.0 == RETWEETS || now.duration_since(c.last_seen) >= self.idle_timeout)
+            });
         let b = self.agg.bucket_ms();
-        let newest_end = self.max_event_ms.map(|m| bucket_start_ms(m, b) + b);
+        let newest_end = self.newest_known().map(|m| bucket_start_ms(m, b) + b);
         idle && newest_end.is_some_and(|end| {
             self.windows
                 .iter()
@@ -729,6 +837,60 @@ mod tests {
         );
         e.tick(now);
         assert_eq!(e.watermark(), Some(MIN - 5_000));
+    }
+
+    #[test]
+    fn retweets_partitions_follow_their_markers() {
+        let now = Instant::now();
+        let mut e = engine();
+        e.set_tweets_partitions(2);
+        e.assign(&[(0, 0), (0, 1), (RETWEETS, 0)], now);
+        let tweet = |e: &mut Engine, p: i32, id: u64, t: i64| {
+            e.apply(
+                (0, p),
+                Event::Tweet {
+                    id,
+                    t_ms: t,
+                    score: 1,
+                    text: "",
+                },
+                now,
+            )
+        };
+        tweet(&mut e, 0, 1, 10 * MIN);
+        tweet(&mut e, 1, 2, 10 * MIN);
+        e.tick(now);
+        assert_eq!(
+            e.watermark(),
+            None,
+            "no marker yet: the retweets partition holds the watermark"
+        );
+        // Re-keyed retweets arrive out of order: no clock of their own.
+        let rt = |e: &mut Engine, id: u64, t: i64| {
+            e.apply(
+                (RETWEETS, 0),
+                Event::Retweet {
+                    original: 1,
+                    retweet: id,
+                    t_ms: t,
+                    text: "",
+                },
+                now,
+            )
+        };
+        assert_eq!(rt(&mut e, 10, 3 * MIN), Outcome::Applied);
+        e.apply_marker(0, 0, e.tweets_marker(0, now).flatten(), now);
+        e.tick(now);
+        assert_eq!(
+            e.watermark(),
+            None,
+            "a marker from every tweets partition is needed"
+        );
+        e.apply_marker(0, 1, Some(4 * MIN), now);
+        e.tick(now);
+        assert_eq!(e.watermark(), Some(4 * MIN - 5_000));
+        assert_eq!(rt(&mut e, 11, 5 * MIN), Outcome::Applied);
+        assert_eq!(rt(&mut e, 12, MIN), Outcome::Late);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge, histogram};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
@@ -32,7 +32,7 @@ use tweetlambda_replayer::kafka;
 use tweetlambda_replayer::replay::producer::Producer;
 
 use crate::config::SpeedConfig;
-use crate::decode::{self, RetweetEvent};
+use crate::decode::{self, Marker, RetweetEvent, RetweetsMessage};
 use crate::engine::{Engine, Event, Outcome, TopKind};
 use crate::error::{Error, Result};
 
@@ -120,13 +120,10 @@ pub struct SpeedSummary {
 }
 
 /// Runs the speed layer until `shutdown` turns true.
-pub async fn run(
-    config: &SpeedConfig,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<SpeedSummary> {
+pub async fn run(config: &SpeedConfig, shutdown: watch::Receiver<bool>) -> Result<SpeedSummary> {
     config.validate().map_err(Error::Config)?;
     kafka::check_reachable(&config.kafka, Duration::from_secs(10)).await?;
-    prepare_topics(config).await?;
+    let partitions = prepare_topics(config).await?;
     if let Some(addr) = config.metrics_listen {
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .with_http_listener(addr)
@@ -135,9 +132,22 @@ pub async fn run(
         tracing::info!("metrics on http://{addr}/metrics");
     }
 
+    // The consume → apply → publish loop is synchronous (librdkafka polls,
+    // CPU-bound aggregation): it runs on a thread of its own.
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || consume_loop(&config, partitions, &shutdown))
+        .await
+        .map_err(|e| Error::Config(format!("speed layer thread failed: {e}")))?
+}
+
+fn consume_loop(
+    config: &SpeedConfig,
+    (tweets_partitions, retweets_partitions): (i32, i32),
+    shutdown: &watch::Receiver<bool>,
+) -> Result<SpeedSummary> {
     let assignments = Arc::new(Assignments::default());
     let high_watermarks = HighWatermarks::default();
-    let consumer: StreamConsumer<SpeedContext> = config
+    let consumer: BaseConsumer<SpeedContext> = config
         .kafka
         .client_config()
         .set("group.id", &config.group_id)
@@ -163,38 +173,52 @@ pub async fn run(
         config.top_n,
         config.idle_timeout,
     );
+    engine.set_tweets_partitions(tweets_partitions);
+    let mut markers = Markers {
+        retweets_partitions,
+        sent: HashMap::new(),
+    };
     let mut summary = SpeedSummary::default();
     let mut generation = 0;
     let mut positions: HashMap<(String, i32), i64> = HashMap::new();
-    let mut ticker = tokio::time::interval(config.emit_interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            _ = shutdown.changed() => break,
-            _ = ticker.tick() => {
-                flush(config, &mut engine, &producer, &consumer, &high_watermarks, &mut positions, &mut summary).await?;
-                if config.exit_when_idle && engine.is_drained(Instant::now()) {
-                    tracing::info!("input idle and every window final: exiting (--exit-when-idle)");
-                    break;
-                }
+    let mut next_tick = Instant::now() + config.emit_interval;
+    while !*shutdown.borrow() {
+        if Instant::now() >= next_tick {
+            flush(
+                config,
+                &mut engine,
+                &producer,
+                &consumer,
+                &high_watermarks,
+                &mut markers,
+                &mut positions,
+                &mut summary,
+            )?;
+            next_tick = Instant::now() + config.emit_interval;
+            if config.exit_when_idle && engine.is_drained(Instant::now()) {
+                tracing::info!("input idle and every window final: exiting (--exit-when-idle)");
+                break;
             }
-            message = consumer.recv() => {
-                let current = assignments.generation.load(Ordering::SeqCst);
-                if current != generation {
-                    generation = current;
-                    engine.reset();
-                    positions.clear();
-                    engine.assign(&assigned_sources(config, &consumer), Instant::now());
-                }
-                match message {
-                    Ok(m) => {
-                        positions.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
-                        handle(config, &mut engine, &producer, &m, &mut summary).await?;
-                    }
-                    Err(e) => tracing::warn!("consumer error: {e}"),
-                }
+        }
+        let wait = next_tick
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(100));
+        let message = consumer.poll(wait);
+        let current = assignments.generation.load(Ordering::SeqCst);
+        if current != generation {
+            generation = current;
+            engine.reset();
+            positions.clear();
+            markers.sent.clear();
+            engine.assign(&assigned_sources(config, &consumer), Instant::now());
+        }
+        match message {
+            Some(Ok(m)) => {
+                positions.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+                handle(config, &mut engine, &producer, &m, &mut summary)?;
             }
+            Some(Err(e)) => tracing::warn!("consumer error: {e}"),
+            None => {}
         }
     }
     tracing::info!("shutting down: flushing outputs and committing offsets");
@@ -204,10 +228,10 @@ pub async fn run(
         &producer,
         &consumer,
         &high_watermarks,
+        &mut markers,
         &mut positions,
         &mut summary,
-    )
-    .await?;
+    )?;
     Ok(summary)
 }
 
@@ -227,10 +251,7 @@ fn index_of(config: &SpeedConfig, topic: &str) -> Option<u8> {
 }
 
 /// The partitions currently assigned to this instance.
-fn assigned_sources(
-    config: &SpeedConfig,
-    consumer: &StreamConsumer<SpeedContext>,
-) -> Vec<(u8, i32)> {
+fn assigned_sources(config: &SpeedConfig, consumer: &BaseConsumer<SpeedContext>) -> Vec<(u8, i32)> {
     match consumer.assignment() {
         Ok(tpl) => tpl
             .elements()
@@ -262,30 +283,37 @@ fn update_ends(
     }
 }
 
-async fn prepare_topics(config: &SpeedConfig) -> Result<()> {
+/// Creates the topics that are missing; returns the partition counts of
+/// the tweets and retweets topics.
+async fn prepare_topics(config: &SpeedConfig) -> Result<(i32, i32)> {
     let t = &config.topics;
     kafka::ensure_topics(&config.kafka, &[&t.tweets, &t.hashtags], 3).await?;
     // The retweets topic has as many partitions as tweets: co-partitioned.
-    let partitions = kafka::end_offsets(&config.kafka, &[&t.tweets])
-        .await?
-        .len()
-        .max(1);
-    kafka::ensure_topics(
-        &config.kafka,
-        &[&t.retweets],
-        i32::try_from(partitions).unwrap_or(1),
+    let tweets = i32::try_from(
+        kafka::end_offsets(&config.kafka, &[&t.tweets])
+            .await?
+            .len()
+            .max(1),
     )
-    .await?;
+    .unwrap_or(1);
+    kafka::ensure_topics(&config.kafka, &[&t.retweets], tweets).await?;
+    let retweets = i32::try_from(
+        kafka::end_offsets(&config.kafka, &[&t.retweets])
+            .await?
+            .len()
+            .max(1),
+    )
+    .unwrap_or(1);
     kafka::ensure_topics(
         &config.kafka,
         &[&t.top_hashtags, &t.top_tweets, &t.view, &t.dead_letters],
         1,
     )
     .await?;
-    Ok(())
+    Ok((tweets, retweets))
 }
 
-async fn handle(
+fn handle(
     config: &SpeedConfig,
     engine: &mut Engine,
     producer: &Producer,
@@ -309,14 +337,12 @@ async fn handle(
                     };
                     let payload =
                         serde_json::to_vec(&r).map_err(|e| Error::Config(e.to_string()))?;
-                    producer
-                        .send(
-                            &t.retweets,
-                            original,
-                            &payload,
-                            tweet.created_at.timestamp_millis(),
-                        )
-                        .await?;
+                    producer.send_blocking(
+                        &t.retweets,
+                        original,
+                        &payload,
+                        tweet.created_at.timestamp_millis(),
+                    )?;
                 }
                 let event = Event::Tweet {
                     id,
@@ -342,7 +368,11 @@ async fn handle(
         }
     } else {
         match decode::retweet(m.payload()) {
-            Ok(r) => {
+            Ok(RetweetsMessage::Marker(marker)) => {
+                engine.apply_marker(m.partition(), marker.marker, marker.time_ms, now);
+                return Ok(());
+            }
+            Ok(RetweetsMessage::Retweet(r)) => {
                 let event = Event::Retweet {
                     original: decode::parse_id(&r.tweet_id).unwrap_or_default(),
                     retweet: decode::parse_id(&r.retweet_id).unwrap_or_default(),
@@ -392,29 +422,71 @@ async fn handle(
             });
             let key = format!("{topic}/{}/{}", m.partition(), m.offset());
             let now_ms = chrono::Utc::now().timestamp_millis();
-            producer
-                .send(
-                    &t.dead_letters,
-                    &key,
-                    payload.to_string().as_bytes(),
-                    now_ms,
-                )
-                .await?;
+            producer.send_blocking(
+                &t.dead_letters,
+                &key,
+                payload.to_string().as_bytes(),
+                now_ms,
+            )?;
         }
     }
     Ok(())
 }
 
-async fn flush(
+/// What this instance last told each retweets partition.
+struct Markers {
+    retweets_partitions: i32,
+    sent: HashMap<i32, Option<i64>>,
+}
+
+/// Sends, for each tweets partition this instance reads, its progress to
+/// every retweets partition, after the retweets it re-keyed (same producer,
+/// so they stay in order). Only changes are sent.
+fn send_markers(
+    config: &SpeedConfig,
+    engine: &Engine,
+    producer: &Producer,
+    markers: &mut Markers,
+) -> Result<()> {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    for (index, p) in engine.sources() {
+        if index != 0 {
+            continue;
+        }
+        let Some(time_ms) = engine.tweets_marker(p, Instant::now()) else {
+            continue;
+        };
+        if markers.sent.get(&p) == Some(&time_ms) {
+            continue;
+        }
+        let payload = serde_json::to_vec(&Marker { marker: p, time_ms })
+            .map_err(|e| Error::Config(e.to_string()))?;
+        for k in 0..markers.retweets_partitions {
+            producer.send_to_partition(
+                &config.topics.retweets,
+                k,
+                &format!("marker/{p}"),
+                &payload,
+                now_ms,
+            )?;
+        }
+        markers.sent.insert(p, time_ms);
+    }
+    Ok(())
+}
+
+fn flush(
     config: &SpeedConfig,
     engine: &mut Engine,
     producer: &Producer,
-    consumer: &StreamConsumer<SpeedContext>,
+    consumer: &BaseConsumer<SpeedContext>,
     highs: &HighWatermarks,
+    markers: &mut Markers,
     positions: &mut HashMap<(String, i32), i64>,
     summary: &mut SpeedSummary,
 ) -> Result<()> {
     update_ends(config, engine, highs, positions);
+    send_markers(config, engine, producer, markers)?;
     let started = Instant::now();
     let out = engine.tick(Instant::now());
     histogram!("speed_tick_seconds").record(started.elapsed().as_secs_f64());
@@ -425,17 +497,13 @@ async fn flush(
             TopKind::Hashtags => &t.top_hashtags,
             TopKind::Tweets => &t.top_tweets,
         };
-        producer
-            .send(topic, &m.window, m.value.to_string().as_bytes(), now_ms)
-            .await?;
+        producer.send_blocking(topic, &m.window, m.value.to_string().as_bytes(), now_ms)?;
     }
     for v in &out.view {
-        producer
-            .send(&t.view, &v.key, v.value.to_string().as_bytes(), now_ms)
-            .await?;
+        producer.send_blocking(&t.view, &v.key, v.value.to_string().as_bytes(), now_ms)?;
     }
     let produced = Instant::now();
-    producer.flush().await?;
+    producer.flush_blocking()?;
     histogram!("speed_flush_seconds").record(produced.elapsed().as_secs_f64());
     summary.finals += out.finals as u64;
     counter!("speed_top_messages_total").increment(out.tops.len() as u64);

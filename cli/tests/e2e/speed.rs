@@ -20,56 +20,78 @@ const TOP: usize = 10;
 /// (window name, end ms) → final items.
 type Finals = BTreeMap<(String, i64), Vec<Value>>;
 
-/// The expected finals, recomputed from MySQL rows: distinct tweets per
-/// hashtag per minute, and per tweet its number of distinct hashtags (the
-/// seed dump has no retweet or like counts), summed over each window.
+/// The expected finals, recomputed from the MySQL rows independently of the
+/// speed layer: distinct tweets per hashtag per minute; per tweet, in the
+/// minute of its creation, `retweet_count + favorite_count` where the source
+/// has them, else its number of distinct hashtags; plus 1 per distinct
+/// retweet of it, in the retweet's minute. Summed over each window instance
+/// that holds data, then ranked.
 async fn expected_finals(db: &TestDb) -> (Finals, Finals) {
     let pool = db.pool().await;
     let rows = sqlx::query(
         "SELECT m.tweet_id, m.event_time_ms, CAST(h.hashtag AS CHAR CHARACTER SET utf8mb4) FROM tweet_meta m \
-         JOIN tweet_hashtags th ON th.tweet_id = m.tweet_id JOIN hashtags h ON h.hashtag_id = th.hashtag_id",
+         JOIN tweets t ON t.tweet_id = m.tweet_id \
+         JOIN tweet_hashtags th ON th.tweet_id = m.tweet_id JOIN hashtags h ON h.hashtag_id = th.hashtag_id \
+         WHERE m.event_time_ms IS NOT NULL",
     )
     .fetch_all(&pool)
     .await
     .expect("read rows");
-    let mut pairs: HashSet<(i64, String)> = HashSet::new();
+    let bucket_of = |t: i64| t.div_euclid(MIN) * MIN;
     let mut tag_buckets: BTreeMap<i64, HashMap<String, i64>> = BTreeMap::new();
-    let mut tweet_tags: HashMap<i64, (i64, HashSet<String>)> = HashMap::new();
+    let mut tweet_tags: HashMap<i64, HashSet<String>> = HashMap::new();
     for row in rows {
         let id: i64 = row.get(0);
         let t: i64 = row.get(1);
         let tag = tweetlambda_core::normalize_hashtag(&row.get::<String, _>(2)).expect("hashtag");
-        let bucket = t.div_euclid(MIN) * MIN;
-        if pairs.insert((id, tag.clone())) {
+        if tweet_tags.entry(id).or_default().insert(tag.clone()) {
             *tag_buckets
-                .entry(bucket)
+                .entry(bucket_of(t))
                 .or_default()
-                .entry(tag.clone())
+                .entry(tag)
                 .or_default() += 1;
         }
-        tweet_tags
-            .entry(id)
-            .or_insert((bucket, HashSet::new()))
-            .1
-            .insert(tag);
     }
-    let times: Vec<i64> = sqlx::query_scalar("SELECT event_time_ms FROM tweet_meta")
-        .fetch_all(&pool)
-        .await
-        .expect("times");
-    let first = times.iter().min().expect("tweets").div_euclid(MIN) * MIN;
-    let last = times.iter().max().expect("tweets").div_euclid(MIN) * MIN;
+    let tweets_rows = sqlx::query(
+        "SELECT m.tweet_id, m.event_time_ms, m.retweet_count, m.favorite_count, m.retweet_of_id FROM tweet_meta m \
+         JOIN tweets t ON t.tweet_id = m.tweet_id WHERE m.event_time_ms IS NOT NULL",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("read tweets");
     let mut tweet_buckets: BTreeMap<i64, HashMap<i64, i64>> = BTreeMap::new();
-    for (id, (bucket, tags)) in tweet_tags {
-        tweet_buckets
-            .entry(bucket)
+    for row in tweets_rows {
+        let (id, t): (i64, i64) = (row.get(0), row.get(1));
+        let (rc, fc, rt): (Option<i64>, Option<i64>, Option<i64>) =
+            (row.get(2), row.get(3), row.get(4));
+        let base = match (rc, fc) {
+            (None, None) => tweet_tags.get(&id).map_or(0, |t| t.len() as i64),
+            (r, f) => r.unwrap_or(0).max(0) + f.unwrap_or(0).max(0),
+        };
+        *tweet_buckets
+            .entry(bucket_of(t))
             .or_default()
-            .insert(id, tags.len() as i64);
+            .entry(id)
+            .or_default() += base;
+        if let Some(original) = rt {
+            *tweet_buckets
+                .entry(bucket_of(t))
+                .or_default()
+                .entry(original)
+                .or_default() += 1;
+        }
     }
     let (mut hashtags, mut tweets) = (Finals::new(), Finals::new());
+    // At the end of the input the watermark stops at the end of the newest
+    // bucket: finals are the window instances up to there that hold data.
+    let last_end = tweet_buckets.keys().max().expect("tweets") + MIN;
     for (name, size) in WINDOWS {
-        let mut end = first + MIN;
-        while end <= last + MIN {
+        let ends: std::collections::BTreeSet<i64> = tweet_buckets
+            .keys()
+            .flat_map(|b| (1..=size / MIN).map(move |k| b + k * MIN))
+            .filter(|end| *end <= last_end)
+            .collect();
+        for end in ends {
             let mut counts: HashMap<String, i64> = HashMap::new();
             for (_, b) in tag_buckets.range(end - size..end) {
                 for (tag, c) in b {
@@ -102,7 +124,6 @@ async fn expected_finals(db: &TestDb) -> (Finals, Finals) {
                     .map(|(id, s)| json!({"tweet_id": id.to_string(), "score": s}))
                     .collect(),
             );
-            end += MIN;
         }
     }
     (hashtags, tweets)
@@ -531,4 +552,38 @@ async fn shuffled_arrivals_bad_messages_and_late_events() {
         reasons.iter().any(|r| r.contains("created_at")),
         "{reasons:?}"
     );
+}
+
+#[tokio::test]
+async fn retweets_seen_in_the_stream_count_exactly_with_two_instances() {
+    let db = TestDb::new().await;
+    let jsonl = shared_data("twitter_api_v1_sample.jsonl");
+    ok(tweetlambda(&[
+        "load",
+        "--mysql-url",
+        &db.url,
+        jsonl.to_str().unwrap_or_default(),
+    ]));
+    let topics = TestTopics::new();
+    ok(tweetlambda(
+        &topics
+            .replay_args(&db)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    ));
+    let (hashtags, tweets) = expected_finals(&db).await;
+    let speed = Speed::new();
+    let a = speed.start(&topics, &["--idle-timeout", "3s"]);
+    let b = speed.start(&topics, &["--idle-timeout", "3s"]);
+    speed.wait_for_finals(&hashtags);
+    std::thread::sleep(Duration::from_secs(5));
+    let (sa, sb) = (stop(a), stop(b));
+    speed.assert_exact(&hashtags, &tweets);
+    // After the rebalance each instance re-reads from the beginning and
+    // re-keys its retweets again; copies whose window has already closed are
+    // reported as late rather than as duplicates. Nothing is dead-lettered.
+    for s in [&sa, &sb] {
+        assert!(s.contains(" 0 dead letters"), "{s}");
+    }
 }

@@ -104,14 +104,65 @@ impl Producer {
         }
     }
 
-    /// Waits until every queued message is acknowledged, then returns the
-    /// partition end offsets seen so far. Fails if any message was lost.
-    pub async fn flush(&self) -> Result<Offsets> {
-        let producer = self.inner.clone();
-        tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(600)))
-            .await
-            .map_err(|e| Error::Config(format!("flush task failed: {e}")))?
+    /// Like [`Producer::send`], for code running on its own thread.
+    pub fn send_blocking(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        timestamp_ms: i64,
+    ) -> Result<()> {
+        let mut record = BaseRecord::to(topic)
+            .key(key)
+            .payload(payload)
+            .timestamp(timestamp_ms);
+        loop {
+            match self.inner.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((e, _)) => return Err(Error::kafka(format!("queue a message for {topic}"))(e)),
+            }
+        }
+    }
+
+    /// Like [`Producer::send_blocking`], to a given partition.
+    pub fn send_to_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: &str,
+        payload: &[u8],
+        timestamp_ms: i64,
+    ) -> Result<()> {
+        let mut record = BaseRecord::to(topic)
+            .partition(partition)
+            .key(key)
+            .payload(payload)
+            .timestamp(timestamp_ms);
+        loop {
+            match self.inner.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((e, _)) => return Err(Error::kafka(format!("queue a message for {topic}"))(e)),
+            }
+        }
+    }
+
+    /// Like [`Producer::flush`], for code running on its own thread.
+    pub fn flush_blocking(&self) -> Result<Offsets> {
+        self.inner
+            .flush(Duration::from_secs(600))
             .map_err(Error::kafka("flush the producer"))?;
+        self.delivery_result()
+    }
+
+    fn delivery_result(&self) -> Result<Offsets> {
         let ctx = self.inner.context();
         let failed = ctx.failed.load(Ordering::Relaxed);
         if failed > 0 {
@@ -126,7 +177,7 @@ impl Producer {
                 last,
             });
         }
-        let offsets = ctx
+        Ok(ctx
             .next_offsets
             .lock()
             .map(|o| {
@@ -134,7 +185,17 @@ impl Producer {
                     .map(|((t, p), n)| (format!("{t}:{p}"), *n))
                     .collect()
             })
-            .unwrap_or_default();
-        Ok(offsets)
+            .unwrap_or_default())
+    }
+
+    /// Waits until every queued message is acknowledged, then returns the
+    /// partition end offsets seen so far. Fails if any message was lost.
+    pub async fn flush(&self) -> Result<Offsets> {
+        let producer = self.inner.clone();
+        tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(600)))
+            .await
+            .map_err(|e| Error::Config(format!("flush task failed: {e}")))?
+            .map_err(Error::kafka("flush the producer"))?;
+        self.delivery_result()
     }
 }
