@@ -174,6 +174,11 @@ fn consume_loop(
         config.idle_timeout,
     );
     engine.set_tweets_partitions(tweets_partitions);
+    let clients = Clients {
+        producer: &producer,
+        consumer: &consumer,
+        highs: &high_watermarks,
+    };
     let mut markers = Markers {
         retweets_partitions,
         sent: HashMap::new(),
@@ -186,10 +191,8 @@ fn consume_loop(
         if Instant::now() >= next_tick {
             flush(
                 config,
+                &clients,
                 &mut engine,
-                &producer,
-                &consumer,
-                &high_watermarks,
                 &mut markers,
                 &mut positions,
                 &mut summary,
@@ -224,10 +227,8 @@ fn consume_loop(
     tracing::info!("shutting down: flushing outputs and committing offsets");
     flush(
         config,
+        &clients,
         &mut engine,
-        &producer,
-        &consumer,
-        &high_watermarks,
         &mut markers,
         &mut positions,
         &mut summary,
@@ -475,16 +476,26 @@ fn send_markers(
     Ok(())
 }
 
+/// The Kafka clients of one instance.
+struct Clients<'a> {
+    producer: &'a Producer,
+    consumer: &'a BaseConsumer<SpeedContext>,
+    highs: &'a HighWatermarks,
+}
+
 fn flush(
     config: &SpeedConfig,
+    clients: &Clients<'_>,
     engine: &mut Engine,
-    producer: &Producer,
-    consumer: &BaseConsumer<SpeedContext>,
-    highs: &HighWatermarks,
     markers: &mut Markers,
     positions: &mut HashMap<(String, i32), i64>,
     summary: &mut SpeedSummary,
 ) -> Result<()> {
+    let Clients {
+        producer,
+        consumer,
+        highs,
+    } = *clients;
     update_ends(config, engine, highs, positions);
     send_markers(config, engine, producer, markers)?;
     let started = Instant::now();
