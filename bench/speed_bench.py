@@ -118,7 +118,9 @@ def latency(a):
                     ["--emit-interval", "50ms", "--windows", "1m,5m", "--idle-timeout", "1h"])
     time.sleep(3)  # topics created, group joined
     view = Consumer({"bootstrap.servers": a.brokers, "group.id": "lat" + uuid.uuid4().hex[:8],
-                     "enable.auto.commit": False, "auto.offset.reset": "latest"})
+                     "enable.auto.commit": False, "auto.offset.reset": "latest",
+                     # the observer must not add its own fetch wait to what it measures
+                     "fetch.wait.max.ms": 5})
     view.subscribe([prefix + "speed.view"])
     sent = {}
     arrived = {}

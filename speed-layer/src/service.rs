@@ -147,14 +147,21 @@ fn consume_loop(
 ) -> Result<SpeedSummary> {
     let assignments = Arc::new(Assignments::default());
     let high_watermarks = HighWatermarks::default();
-    let consumer: BaseConsumer<SpeedContext> = config
-        .kafka
-        .client_config()
+    let mut client = config.kafka.client_config();
+    client
         .set("group.id", &config.group_id)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "range")
         .set("statistics.interval.ms", "500")
+        // A broker may hold a fetch for this long even when data is there:
+        // keep it short, latency matters more than fewer requests.
+        .set("fetch.wait.max.ms", "20");
+    // Pass-through settings win over the defaults above.
+    for (k, v) in &config.kafka.properties {
+        client.set(k, v);
+    }
+    let consumer: BaseConsumer<SpeedContext> = client
         .create_with_context(SpeedContext {
             assignments: assignments.clone(),
             high_watermarks: high_watermarks.clone(),
