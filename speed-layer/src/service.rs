@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge, histogram, Counter};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
@@ -190,9 +190,10 @@ fn consume_loop(
         retweets_partitions,
         sent: HashMap::new(),
     };
+    let counters = Counters::new();
     let mut summary = SpeedSummary::default();
     let mut generation = 0;
-    let mut positions: HashMap<(String, i32), i64> = HashMap::new();
+    let mut positions: HashMap<(u8, i32), i64> = HashMap::new();
     let mut next_tick = Instant::now() + config.emit_interval;
     while !*shutdown.borrow() {
         if Instant::now() >= next_tick {
@@ -224,8 +225,10 @@ fn consume_loop(
         }
         match message {
             Some(Ok(m)) => {
-                positions.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
-                handle(config, &mut engine, &producer, &m, &mut summary)?;
+                if let Some(index) = index_of(config, m.topic()) {
+                    positions.insert((index, m.partition()), m.offset() + 1);
+                }
+                handle(config, &counters, &mut engine, &producer, &m, &mut summary)?;
             }
             Some(Err(e)) => tracing::warn!("consumer error: {e}"),
             None => {}
@@ -279,14 +282,13 @@ fn update_ends(
     config: &SpeedConfig,
     engine: &mut Engine,
     highs: &HighWatermarks,
-    positions: &HashMap<(String, i32), i64>,
+    positions: &HashMap<(u8, i32), i64>,
 ) {
     let Ok(highs) = highs.lock() else { return };
     for (index, partition) in engine.sources() {
-        let key = (topic_of(config, index).to_string(), partition);
         let at_end = highs
-            .get(&key)
-            .is_some_and(|high| positions.get(&key).copied().unwrap_or(0) >= *high);
+            .get(&(topic_of(config, index).to_string(), partition))
+            .is_some_and(|high| positions.get(&(index, partition)).copied().unwrap_or(0) >= *high);
         engine.set_at_end((index, partition), at_end);
     }
 }
@@ -321,8 +323,30 @@ async fn prepare_topics(config: &SpeedConfig) -> Result<(i32, i32)> {
     Ok((tweets, retweets))
 }
 
+/// Per-topic counters, registered once (not looked up per message).
+struct Counters {
+    events_in: [Counter; 3],
+    duplicates: [Counter; 3],
+    late: [Counter; 3],
+    dead_letters: [Counter; 3],
+}
+
+impl Counters {
+    fn new() -> Counters {
+        let per_topic =
+            |name: &'static str| TOPIC_INDEX.map(|topic| counter!(name, "topic" => topic));
+        Counters {
+            events_in: per_topic("speed_events_in_total"),
+            duplicates: per_topic("speed_duplicates_total"),
+            late: per_topic("speed_late_events_total"),
+            dead_letters: per_topic("speed_dead_letters_total"),
+        }
+    }
+}
+
 fn handle(
     config: &SpeedConfig,
+    counters: &Counters,
     engine: &mut Engine,
     producer: &Producer,
     m: &BorrowedMessage<'_>,
@@ -334,28 +358,23 @@ fn handle(
     let (index, outcome) = if topic == t.tweets {
         match decode::tweet(m.payload()) {
             Ok(tweet) => {
-                let id = decode::parse_id(&tweet.id).unwrap_or_default();
+                let t_ms = tweet.created_at.timestamp_millis();
                 if let Some(original) = &tweet.retweet_of {
                     // Re-keyed by the retweeted tweet: its owner counts it.
                     let r = RetweetEvent {
-                        tweet_id: original.clone(),
-                        retweet_id: tweet.id.clone(),
+                        tweet_id: original.to_string(),
+                        retweet_id: tweet.id_text.to_string(),
                         created_at: tweet.created_at,
                         text: tweetlambda_core::aggregate::retweeted_text(&tweet.text).to_string(),
                     };
                     let payload =
                         serde_json::to_vec(&r).map_err(|e| Error::Config(e.to_string()))?;
-                    producer.send_blocking(
-                        &t.retweets,
-                        original,
-                        &payload,
-                        tweet.created_at.timestamp_millis(),
-                    )?;
+                    producer.send_blocking(&t.retweets, original, &payload, t_ms)?;
                 }
                 let event = Event::Tweet {
-                    id,
-                    t_ms: tweet.created_at.timestamp_millis(),
-                    score: tweet.base_score(),
+                    id: tweet.id,
+                    t_ms,
+                    score: tweet.score,
                     text: &tweet.text,
                 };
                 (0, Ok(engine.apply((0, m.partition()), event, now)))
@@ -366,8 +385,8 @@ fn handle(
         match decode::hashtag(m.payload()) {
             Ok(h) => {
                 let event = Event::Hashtag {
-                    tweet_id: decode::parse_id(&h.tweet_id).unwrap_or_default(),
-                    t_ms: h.created_at.timestamp_millis(),
+                    tweet_id: h.tweet_id,
+                    t_ms: h.t_ms,
                     hashtag: &h.hashtag,
                 };
                 (1, Ok(engine.apply((1, m.partition()), event, now)))
@@ -392,17 +411,16 @@ fn handle(
             Err(e) => (2, Err(e)),
         }
     };
-    let topic_label = TOPIC_INDEX[index];
-    counter!("speed_events_in_total", "topic" => topic_label).increment(1);
+    counters.events_in[index].increment(1);
     match outcome {
         Ok(Outcome::Applied) => summary.applied += 1,
         Ok(Outcome::Duplicate) => {
             summary.duplicates += 1;
-            counter!("speed_duplicates_total", "topic" => topic_label).increment(1);
+            counters.duplicates[index].increment(1);
         }
         Ok(Outcome::Late) => {
             summary.late += 1;
-            counter!("speed_late_events_total", "topic" => topic_label).increment(1);
+            counters.late[index].increment(1);
             if summary.late <= 10 || summary.late.is_multiple_of(1000) {
                 tracing::warn!(
                     topic, partition = m.partition(), offset = m.offset(), late_events = summary.late,
@@ -413,7 +431,7 @@ fn handle(
         }
         Err(reason) => {
             summary.dead_letters += 1;
-            counter!("speed_dead_letters_total", "topic" => topic_label).increment(1);
+            counters.dead_letters[index].increment(1);
             tracing::warn!(
                 topic,
                 partition = m.partition(),
@@ -495,7 +513,7 @@ fn flush(
     clients: &Clients<'_>,
     engine: &mut Engine,
     markers: &mut Markers,
-    positions: &mut HashMap<(String, i32), i64>,
+    positions: &mut HashMap<(u8, i32), i64>,
     summary: &mut SpeedSummary,
 ) -> Result<()> {
     let Clients {
@@ -518,7 +536,7 @@ fn flush(
         producer.send_blocking(topic, &m.window, m.value.to_string().as_bytes(), now_ms)?;
     }
     for v in &out.view {
-        producer.send_blocking(&t.view, &v.key, v.value.to_string().as_bytes(), now_ms)?;
+        producer.send_blocking(&t.view, &v.key, v.value.as_bytes(), now_ms)?;
     }
     let produced = Instant::now();
     producer.flush_blocking()?;
@@ -537,7 +555,8 @@ fn flush(
     // Outputs are durable: now the inputs that produced them may be committed.
     if !positions.is_empty() {
         let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offset) in positions.iter() {
+        for ((index, partition), offset) in positions.iter() {
+            let topic = topic_of(config, *index);
             if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
                 tracing::warn!("cannot record offset {topic}:{partition}: {e}");
             }
