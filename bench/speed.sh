@@ -68,8 +68,8 @@ text = f"""Measured {date} on {cores} cores by `bench/speed.sh {n}`.
 
 | what | messages | seconds | messages/s |
 |---|---:|---:|---:|
-| `tweetlambda speed` catching up (tweets + hashtags, exact dedup, 4 windows, view and top-N published) | {f['catchup_events']:,} | {f['catchup_seconds']} | {f['catchup_events_per_sec']:,} |
-| peer: Python consumer (confluent-kafka) with a `Counter` per minute, hashtags topic only, no dedup | {f['peer_messages']:,} | {f['peer_seconds']} | {f['peer_messages_per_sec']:,} |
+| `tweetlambda speed` catching up (tweets + hashtags + re-keyed retweets, exact dedup, 4 windows, view and top-N published), from its first event (start-up and group join before it: {f['catchup_startup_seconds']} s) | {f['catchup_events']:,} | {f['catchup_seconds']} | {f['catchup_events_per_sec']:,} |
+| peer: Python consumer (confluent-kafka, partitions assigned directly, no group) with a `Counter` per minute, hashtags topic only, no dedup | {f['peer_messages']:,} | {f['peer_seconds']} | {f['peer_messages_per_sec']:,} |
 
 Ratio speed layer / peer, messages per second: **{speedup:.1f}×** (the speed layer reads both topics and publishes its outputs; the peer only counts).
 Peak RSS of the speed layer in that run (VmHWM): {f['speed_peak_rss_mib']} MiB, holding the buckets of the 1-hour window plus the allowed lateness; the event time of the data spans {n / 500 / 60:.0f} minutes.

@@ -92,34 +92,19 @@ async fn expected_finals(db: &TestDb) -> (Finals, Finals) {
             .filter(|end| *end <= last_end)
             .collect();
         for end in ends {
-            let mut counts: HashMap<String, i64> = HashMap::new();
-            for (_, b) in tag_buckets.range(end - size..end) {
-                for (tag, c) in b {
-                    *counts.entry(tag.clone()).or_default() += c;
-                }
-            }
-            let mut ranked: Vec<(String, i64)> = counts.into_iter().collect();
-            ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            ranked.truncate(TOP);
+            let key = (name.to_string(), end);
+            let counts = top(window_sum(&tag_buckets, end - size, end));
             hashtags.insert(
-                (name.to_string(), end),
-                ranked
+                key.clone(),
+                counts
                     .into_iter()
                     .map(|(h, c)| json!({"hashtag": h, "count": c}))
                     .collect(),
             );
-            let mut scores: HashMap<i64, i64> = HashMap::new();
-            for (_, b) in tweet_buckets.range(end - size..end) {
-                for (id, s) in b {
-                    *scores.entry(*id).or_default() += s;
-                }
-            }
-            let mut ranked: Vec<(i64, i64)> = scores.into_iter().collect();
-            ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            ranked.truncate(TOP);
+            let scores = top(window_sum(&tweet_buckets, end - size, end));
             tweets.insert(
-                (name.to_string(), end),
-                ranked
+                key,
+                scores
                     .into_iter()
                     .map(|(id, s)| json!({"tweet_id": id.to_string(), "score": s}))
                     .collect(),
@@ -127,6 +112,29 @@ async fn expected_finals(db: &TestDb) -> (Finals, Finals) {
         }
     }
     (hashtags, tweets)
+}
+
+/// The sum of the per-bucket counts of `[start, end)`.
+fn window_sum<K: Clone + Eq + std::hash::Hash>(
+    buckets: &BTreeMap<i64, HashMap<K, i64>>,
+    start: i64,
+    end: i64,
+) -> HashMap<K, i64> {
+    let mut sum: HashMap<K, i64> = HashMap::new();
+    for (_, b) in buckets.range(start..end) {
+        for (k, c) in b {
+            *sum.entry(k.clone()).or_default() += c;
+        }
+    }
+    sum
+}
+
+/// The top entries: count descending, then key ascending.
+fn top<K: Ord>(counts: HashMap<K, i64>) -> Vec<(K, i64)> {
+    let mut ranked: Vec<(K, i64)> = counts.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    ranked.truncate(TOP);
+    ranked
 }
 
 /// Every final message of a topic, by (window, end); several messages for

@@ -112,20 +112,11 @@ impl Producer {
         payload: &[u8],
         timestamp_ms: i64,
     ) -> Result<()> {
-        let mut record = BaseRecord::to(topic)
+        let record = BaseRecord::to(topic)
             .key(key)
             .payload(payload)
             .timestamp(timestamp_ms);
-        loop {
-            match self.inner.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((e, _)) => return Err(Error::kafka(format!("queue a message for {topic}"))(e)),
-            }
-        }
+        self.queue_blocking(record)
     }
 
     /// Like [`Producer::send_blocking`], to a given partition.
@@ -137,11 +128,16 @@ impl Producer {
         payload: &[u8],
         timestamp_ms: i64,
     ) -> Result<()> {
-        let mut record = BaseRecord::to(topic)
+        let record = BaseRecord::to(topic)
             .partition(partition)
             .key(key)
             .payload(payload)
             .timestamp(timestamp_ms);
+        self.queue_blocking(record)
+    }
+
+    /// Queues a record, sleeping while librdkafka's queue is full.
+    fn queue_blocking(&self, mut record: BaseRecord<'_, str, [u8]>) -> Result<()> {
         loop {
             match self.inner.send(record) {
                 Ok(()) => return Ok(()),
@@ -149,7 +145,9 @@ impl Producer {
                     record = r;
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                Err((e, _)) => return Err(Error::kafka(format!("queue a message for {topic}"))(e)),
+                Err((e, r)) => {
+                    return Err(Error::kafka(format!("queue a message for {}", r.topic))(e))
+                }
             }
         }
     }
