@@ -20,12 +20,13 @@ passes their names. Prints one JSON object of figures on stdout.
 import argparse
 import collections
 import json
+import multiprocessing
+import queue
 import os
 import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import uuid
@@ -116,6 +117,25 @@ def peer(a):
     return {"peer_messages": n, "peer_seconds": round(elapsed, 2), "peer_messages_per_sec": int(n / elapsed)}
 
 
+def read_view(brokers, topic, arrivals, stop):
+    """Reports the arrival time of the first view record of each probe hashtag."""
+    view = Consumer({"bootstrap.servers": brokers, "group.id": "lat" + uuid.uuid4().hex[:8],
+                     "enable.auto.commit": False, "auto.offset.reset": "latest",
+                     # the observer must not add its own fetch wait to what it measures
+                     "fetch.wait.max.ms": 5})
+    view.subscribe([topic])
+    seen = set()
+    while not stop.is_set():
+        for m in view.consume(num_messages=1000, timeout=0.2):
+            if m.error() or not m.key():
+                continue
+            tag = m.key().decode().rsplit("/", 1)[-1]
+            if tag.startswith("probe") and tag not in seen:
+                seen.add(tag)
+                arrivals.put((tag, time.time()))
+    view.close()
+
+
 def latency(a):
     prefix = f"lat{uuid.uuid4().hex[:8]}."
     tweets, hashtags = prefix + "tweets", prefix + "hashtags"
@@ -123,27 +143,14 @@ def latency(a):
     p = start_speed(a.tl, a.brokers, tweets, hashtags, prefix, metrics,
                     ["--emit-interval", "50ms", "--windows", "1m,5m", "--idle-timeout", "1h"])
     time.sleep(3)  # topics created, group joined
-    view = Consumer({"bootstrap.servers": a.brokers, "group.id": "lat" + uuid.uuid4().hex[:8],
-                     "enable.auto.commit": False, "auto.offset.reset": "latest",
-                     # the observer must not add its own fetch wait to what it measures
-                     "fetch.wait.max.ms": 5})
-    view.subscribe([prefix + "speed.view"])
+    # The observer runs in a process of its own, so that reading every view
+    # record does not compete with the producer loop for the interpreter.
+    arrivals = multiprocessing.Queue()
+    stop = multiprocessing.Event()
+    reader = multiprocessing.Process(target=read_view, args=(a.brokers, prefix + "speed.view", arrivals, stop), daemon=True)
+    reader.start()
     sent = {}
     arrived = {}
-    stop = threading.Event()
-
-    def read_view():
-        while not stop.is_set():
-            for m in view.consume(num_messages=1000, timeout=0.2):
-                if m.error() or not m.key():
-                    continue
-                key = m.key().decode()
-                tag = key.rsplit("/", 1)[-1]
-                if tag.startswith("probe") and tag not in arrived:
-                    arrived[tag] = time.time()
-
-    reader = threading.Thread(target=read_view, daemon=True)
-    reader.start()
     time.sleep(2)
     prod = Producer({"bootstrap.servers": a.brokers, "linger.ms": 1, "enable.idempotence": True})
     rate, seconds = a.rate, a.latency_seconds
@@ -176,8 +183,16 @@ def latency(a):
     achieved = i / (time.time() - start)
     time.sleep(3)
     stop.set()
-    reader.join()
-    view.close()
+    while True:
+        try:
+            tag, t = arrivals.get(timeout=2)
+        except queue.Empty:
+            break
+        arrived.setdefault(tag, t)
+    reader.join(timeout=10)
+    if os.environ.get("SPEED_BENCH_DEBUG"):
+        text = urllib.request.urlopen(f"http://{metrics}/metrics", timeout=5).read().decode()
+        print("\n".join(l for l in text.splitlines() if "seconds{" in l), file=sys.stderr)
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=60)
     lat = sorted((arrived[k] - sent[k]) * 1000 for k in sent if k in arrived)
