@@ -44,6 +44,29 @@ enum Command {
     Speed(SpeedArgs),
     /// Print the final top-N of each window instance published by the speed layer.
     Finals(FinalsArgs),
+    /// Copy the tweets topic into the master dataset (Parquet by event date).
+    Archive(ArchiveArgs),
+}
+
+#[derive(Args, Debug)]
+struct ArchiveArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Root directory of the master dataset.
+    #[arg(long, env = "TWEETLAMBDA_MASTER")]
+    master: PathBuf,
+    /// Stop at the end of the topic as it is at start.
+    #[arg(long)]
+    once: bool,
+    /// Topic for tweets.
+    #[arg(long, env = "TWEETLAMBDA_TWEETS_TOPIC", default_value = "tweets")]
+    tweets_topic: String,
+    /// Rows of one partition that trigger writing files.
+    #[arg(long, default_value_t = 100_000)]
+    batch_rows: usize,
+    /// Longest time rows wait before they are written.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    batch_interval: Duration,
 }
 
 #[derive(Args, Debug)]
@@ -498,6 +521,23 @@ async fn run(command: Command, kafka_from_file: Vec<(String, String)>) -> anyhow
                     items.join(", ")
                 );
             }
+        }
+        Command::Archive(a) => {
+            let config = tweetlambda_batch::archive::ArchiveConfig {
+                kafka: a.kafka.options(&kafka_from_file),
+                topic: a.tweets_topic,
+                master: a.master,
+                once: a.once,
+                batch_rows: a.batch_rows.max(1),
+                batch_interval: a.batch_interval,
+            };
+            let s = tweetlambda_batch::archive::run(&config, shutdown_signal())
+                .await
+                .context("archive failed")?;
+            println!(
+                "archive: {} messages archived in {} files, {} skipped, {} leftover files of an interrupted run removed",
+                s.archived, s.files, s.skipped, s.removed_leftovers
+            );
         }
         Command::Migrate(a) => {
             let pool = tweetlambda_replayer::mysql::connect(&a.mysql_url, 1).await?;

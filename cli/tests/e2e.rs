@@ -3,6 +3,7 @@
 //! `scripts/services.sh --profile test up` (which `scripts/test.sh` runs).
 
 mod e2e {
+    mod archive;
     pub mod helpers;
     mod load;
     mod replay;

@@ -1,0 +1,379 @@
+//! `tweetlambda archive`: copies the `tweets` topic into the master dataset,
+//! Parquet files partitioned by event date.
+//!
+//! ```text
+//! MASTER/date=2021-08-29/tweets-p0-0-2862.parquet     rows of partition 0, offsets 0..=2862
+//! MASTER/_commits/tweets-p0-0-2862.json                written last: the files above are complete
+//! ```
+//!
+//! Files are immutable and named by topic, partition and offset range. A
+//! batch of messages is written to temporary names, renamed, and then
+//! committed by a small JSON file in `_commits/` that lists its files and
+//! offsets: the archived offsets live with the data, not only in a consumer
+//! group. On start, data files that no commit lists (left by a crash) are
+//! removed and every partition resumes after its last committed offset, so
+//! a re-run or a crash never duplicates or loses a message.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::builder::{
+    Float64Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
+    TimestampMillisecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tweetlambda_core::TweetEvent;
+use tweetlambda_replayer::kafka::{self, KafkaOptions};
+
+use crate::error::{Error, Result};
+
+/// Settings of the archive.
+#[derive(Debug, Clone)]
+pub struct ArchiveConfig {
+    /// Broker connection.
+    pub kafka: KafkaOptions,
+    /// The tweets topic.
+    pub topic: String,
+    /// Root of the master dataset.
+    pub master: PathBuf,
+    /// Stop at the end of the topic as it was at start.
+    pub once: bool,
+    /// Rows per partition that trigger writing a file set.
+    pub batch_rows: usize,
+    /// Longest time rows wait before they are written.
+    pub batch_interval: Duration,
+}
+
+/// What an archive run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ArchiveSummary {
+    /// Messages archived.
+    pub archived: u64,
+    /// Messages that were not tweets (skipped, logged).
+    pub skipped: u64,
+    /// Parquet files written.
+    pub files: u64,
+    /// Files of an interrupted run that were removed at start.
+    pub removed_leftovers: u64,
+}
+
+/// A commit: the files that hold offsets `first..=last` of a partition.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Commit {
+    topic: String,
+    partition: i32,
+    first: i64,
+    last: i64,
+    rows: u64,
+    files: Vec<String>,
+}
+
+/// One archived row.
+struct Row {
+    offset: i64,
+    tweet: TweetEvent,
+}
+
+/// The schema of the master dataset (documented in the README).
+pub fn schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("tweet_id", DataType::Utf8, false),
+        Field::new(
+            "created_at",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("text", DataType::Utf8, false),
+        Field::new("lang", DataType::Utf8, true),
+        Field::new(
+            "hashtags",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            false,
+        ),
+        Field::new("user_id", DataType::Utf8, true),
+        Field::new("retweet_count", DataType::Int64, true),
+        Field::new("favorite_count", DataType::Int64, true),
+        Field::new("retweet_of", DataType::Utf8, true),
+        Field::new("quote_of", DataType::Utf8, true),
+        Field::new("lat", DataType::Float64, true),
+        Field::new("lon", DataType::Float64, true),
+        Field::new("kafka_partition", DataType::Int32, false),
+        Field::new("kafka_offset", DataType::Int64, false),
+    ]))
+}
+
+/// Reads the commits: per partition, the last archived offset. Removes data
+/// and temporary files that no commit lists.
+fn recover(master: &Path, topic: &str, summary: &mut ArchiveSummary) -> Result<BTreeMap<i32, i64>> {
+    let commits_dir = master.join("_commits");
+    fs::create_dir_all(&commits_dir).map_err(Error::io(&commits_dir))?;
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut listed: HashSet<PathBuf> = HashSet::new();
+    for entry in fs::read_dir(&commits_dir).map_err(Error::io(&commits_dir))? {
+        let path = entry.map_err(Error::io(&commits_dir))?.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let text = fs::read_to_string(&path).map_err(Error::io(&path))?;
+        let commit: Commit = serde_json::from_str(&text)
+            .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
+        if commit.topic != topic {
+            continue;
+        }
+        let slot = last.entry(commit.partition).or_insert(commit.last);
+        *slot = (*slot).max(commit.last);
+        listed.extend(commit.files.iter().map(|f| master.join(f)));
+    }
+    for entry in fs::read_dir(master).map_err(Error::io(master))? {
+        let dir = entry.map_err(Error::io(master))?.path();
+        if !dir.is_dir()
+            || !dir
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("date="))
+        {
+            continue;
+        }
+        for file in fs::read_dir(&dir).map_err(Error::io(&dir))? {
+            let path = file.map_err(Error::io(&dir))?.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let ours = name.starts_with(&format!("{topic}-p"));
+            if ours && (name.ends_with(".tmp") || !listed.contains(&path)) {
+                tracing::warn!(file = %path.display(), "removing a file of an interrupted run");
+                fs::remove_file(&path).map_err(Error::io(&path))?;
+                summary.removed_leftovers += 1;
+            }
+        }
+    }
+    Ok(last)
+}
+
+/// Writes one partition's rows as one file per event date, then commits them.
+fn write_batch(
+    config: &ArchiveConfig,
+    partition: i32,
+    rows: &[Row],
+    summary: &mut ArchiveSummary,
+) -> Result<()> {
+    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        return Ok(());
+    };
+    let (first, last) = (first.offset, last.offset);
+    let mut by_date: BTreeMap<String, Vec<&Row>> = BTreeMap::new();
+    for r in rows {
+        by_date
+            .entry(r.tweet.created_at.format("%Y-%m-%d").to_string())
+            .or_default()
+            .push(r);
+    }
+    let stem = format!("{}-p{partition}-{first}-{last}", config.topic);
+    let mut files = Vec::new();
+    for (date, rows) in by_date {
+        let dir = config.master.join(format!("date={date}"));
+        fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+        let relative = format!("date={date}/{stem}.parquet");
+        let path = config.master.join(&relative);
+        let tmp = path.with_extension("parquet.tmp");
+        write_parquet(&tmp, partition, &rows)?;
+        fs::rename(&tmp, &path).map_err(Error::io(&path))?;
+        files.push(relative);
+        summary.files += 1;
+    }
+    let commit = Commit {
+        topic: config.topic.clone(),
+        partition,
+        first,
+        last,
+        rows: rows.len() as u64,
+        files,
+    };
+    let path = config.master.join("_commits").join(format!("{stem}.json"));
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_string_pretty(&commit).map_err(|e| Error::Corrupt(e.to_string()))?;
+    fs::write(&tmp, text).map_err(Error::io(&tmp))?;
+    fs::rename(&tmp, &path).map_err(Error::io(&path))?;
+    summary.archived += rows.len() as u64;
+    Ok(())
+}
+
+fn write_parquet(path: &Path, partition: i32, rows: &[&Row]) -> Result<()> {
+    let mut id = StringBuilder::new();
+    let mut created = TimestampMillisecondBuilder::new().with_timezone("UTC");
+    let mut text = StringBuilder::new();
+    let mut lang = StringBuilder::new();
+    let mut hashtags = ListBuilder::new(StringBuilder::new());
+    let mut user = StringBuilder::new();
+    let mut retweets = Int64Builder::new();
+    let mut likes = Int64Builder::new();
+    let mut retweet_of = StringBuilder::new();
+    let mut quote_of = StringBuilder::new();
+    let mut lat = Float64Builder::new();
+    let mut lon = Float64Builder::new();
+    let mut kafka_partition = Int32Builder::new();
+    let mut kafka_offset = Int64Builder::new();
+    for r in rows {
+        let t = &r.tweet;
+        id.append_value(&t.id);
+        created.append_value(t.created_at.timestamp_millis());
+        text.append_value(&t.text);
+        lang.append_option(t.lang.as_deref());
+        for h in &t.hashtags {
+            hashtags.values().append_value(h);
+        }
+        hashtags.append(true);
+        user.append_option(t.user.as_ref().and_then(|u| u.id.as_deref()));
+        retweets.append_option(t.retweet_count);
+        likes.append_option(t.favorite_count);
+        retweet_of.append_option(t.retweet_of.as_deref());
+        quote_of.append_option(t.quote_of.as_deref());
+        lat.append_option(t.geo.map(|g| g.lat));
+        lon.append_option(t.geo.map(|g| g.lon));
+        kafka_partition.append_value(partition);
+        kafka_offset.append_value(r.offset);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(id.finish()),
+        Arc::new(created.finish()),
+        Arc::new(text.finish()),
+        Arc::new(lang.finish()),
+        Arc::new(hashtags.finish()),
+        Arc::new(user.finish()),
+        Arc::new(retweets.finish()),
+        Arc::new(likes.finish()),
+        Arc::new(retweet_of.finish()),
+        Arc::new(quote_of.finish()),
+        Arc::new(lat.finish()),
+        Arc::new(lon.finish()),
+        Arc::new(kafka_partition.finish()),
+        Arc::new(kafka_offset.finish()),
+    ];
+    let batch =
+        RecordBatch::try_new(schema(), columns).map_err(|e| Error::Corrupt(e.to_string()))?;
+    let file = fs::File::create(path).map_err(Error::io(path))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut writer = ArrowWriter::try_new(file, schema(), Some(props))
+        .map_err(|e| Error::Parquet(path.display().to_string(), e.to_string()))?;
+    writer
+        .write(&batch)
+        .map_err(|e| Error::Parquet(path.display().to_string(), e.to_string()))?;
+    writer
+        .close()
+        .map_err(|e| Error::Parquet(path.display().to_string(), e.to_string()))?;
+    Ok(())
+}
+
+/// Archives until the end of the topic (`once`) or until `shutdown`.
+pub async fn run(
+    config: &ArchiveConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<ArchiveSummary> {
+    kafka::check_reachable(&config.kafka, Duration::from_secs(10)).await?;
+    let ends = kafka::end_offsets(&config.kafka, &[&config.topic]).await?;
+    if ends.is_empty() {
+        return Err(Error::Config(format!(
+            "topic {:?} does not exist",
+            config.topic
+        )));
+    }
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || archive_loop(&config, ends, &shutdown))
+        .await
+        .map_err(|e| Error::Config(format!("archive thread failed: {e}")))?
+}
+
+fn archive_loop(
+    config: &ArchiveConfig,
+    ends: kafka::Offsets,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<ArchiveSummary> {
+    let mut summary = ArchiveSummary::default();
+    fs::create_dir_all(&config.master).map_err(Error::io(&config.master))?;
+    let done = recover(&config.master, &config.topic, &mut summary)?;
+    let consumer: BaseConsumer = config
+        .kafka
+        .client_config()
+        .set("group.id", "tweetlambda-archive")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| Error::Kafka(format!("create the consumer: {e}")))?;
+    let mut assignment = TopicPartitionList::new();
+    // The end of each partition at start (for --once) and where to resume.
+    let mut remaining: BTreeMap<i32, i64> = BTreeMap::new();
+    for key in ends.keys() {
+        let Some((_, p)) = kafka::split_key(key) else {
+            continue;
+        };
+        let from = done.get(&p).map_or(0, |last| last + 1);
+        assignment
+            .add_partition_offset(&config.topic, p, Offset::Offset(from))
+            .map_err(|e| Error::Kafka(format!("assign: {e}")))?;
+        if ends[key] > from {
+            remaining.insert(p, ends[key]);
+        }
+        tracing::info!(partition = p, from, "archiving");
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|e| Error::Kafka(format!("assign: {e}")))?;
+    let mut buffers: BTreeMap<i32, Vec<Row>> = BTreeMap::new();
+    let mut last_write = Instant::now();
+    loop {
+        if *shutdown.borrow() || (config.once && remaining.is_empty()) {
+            break;
+        }
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let m = message.map_err(|e| Error::Kafka(format!("read {}: {e}", config.topic)))?;
+            let (p, offset) = (m.partition(), m.offset());
+            match decode_tweet(m.payload()) {
+                Ok(tweet) => buffers.entry(p).or_default().push(Row { offset, tweet }),
+                Err(reason) => {
+                    summary.skipped += 1;
+                    tracing::warn!(partition = p, offset, "not archived: {reason}");
+                }
+            }
+            if remaining.get(&p).is_some_and(|end| offset + 1 >= *end) {
+                remaining.remove(&p);
+            }
+            if buffers
+                .get(&p)
+                .is_some_and(|b| b.len() >= config.batch_rows)
+            {
+                if let Some(rows) = buffers.remove(&p) {
+                    write_batch(config, p, &rows, &mut summary)?;
+                }
+            }
+        }
+        if last_write.elapsed() >= config.batch_interval {
+            for (p, rows) in std::mem::take(&mut buffers) {
+                write_batch(config, p, &rows, &mut summary)?;
+            }
+            last_write = Instant::now();
+        }
+    }
+    for (p, rows) in std::mem::take(&mut buffers) {
+        write_batch(config, p, &rows, &mut summary)?;
+    }
+    Ok(summary)
+}
+
+/// Reads a tweets-topic message.
+fn decode_tweet(payload: Option<&[u8]>) -> std::result::Result<TweetEvent, String> {
+    let bytes = payload.ok_or("empty message")?;
+    serde_json::from_slice(bytes).map_err(|e| format!("invalid tweet: {e}"))
+}

@@ -1,0 +1,43 @@
+//! What can stop the batch layer.
+
+use std::path::Path;
+
+/// Why an archive or batch run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A setting is wrong; the message names it.
+    #[error("{0}")]
+    Config(String),
+    /// A Kafka operation failed.
+    #[error("Kafka: {0}")]
+    Kafka(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// A Parquet file could not be written or read; names the file.
+    #[error("Parquet file {0}: {1}")]
+    Parquet(String, String),
+    /// A file of the dataset is not what it should be; names it.
+    #[error("corrupt dataset file: {0}")]
+    Corrupt(String),
+    /// Broker setup failed.
+    #[error(transparent)]
+    Broker(#[from] tweetlambda_replayer::Error),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        move |source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
