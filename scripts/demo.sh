@@ -43,6 +43,12 @@ echo "final top hashtags of each 5-minute window of the seed dump:"
 echo "final top tweets (score = distinct hashtags for the seed dump) of the first 5-minute windows:"
 "$TL" finals --brokers "$TWEETLAMBDA_BROKERS" --topic top_tweets --window 5m -n 3 | head -3
 
+step "archive: the master dataset (Parquet by event date) for the batch layer"
+MASTER="$TL_HOME/demo/master"
+rm -rf "$MASTER"
+"$TL" archive --brokers "$TWEETLAMBDA_BROKERS" --master "$MASTER" --once
+find "$MASTER" -name '*.parquet' | sort | sed "s|$MASTER/|  |"
+
 step "done"
 echo "MySQL: $TWEETLAMBDA_MYSQL_URL/$DB   Kafka: $TWEETLAMBDA_BROKERS"
 echo "Stop the services with: scripts/services.sh --profile demo down"
