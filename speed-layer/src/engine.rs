@@ -476,7 +476,7 @@ impl Engine {
                 let r = self.agg.apply_tweet(id, t_ms, score, text);
                 if r.1 == Applied::New {
                     self.dirty_tweets.entry(r.0).or_default().insert(id);
-                    self.add_to_current_tweets(bucket, id, score, text, had);
+                    self.add_to_current_tweets(bucket, id, score, had);
                 }
                 r
             }
@@ -514,7 +514,7 @@ impl Engine {
                 let r = self.agg.apply_retweet(original, retweet, t_ms, text);
                 if r.1 == Applied::New {
                     self.dirty_tweets.entry(r.0).or_default().insert(original);
-                    self.add_to_current_tweets(bucket, original, 1, text, had);
+                    self.add_to_current_tweets(bucket, original, 1, had);
                 }
                 r
             }
@@ -534,8 +534,8 @@ impl Engine {
 
     /// Adds a tweet score to the current window instances holding `bucket`;
     /// `had` tells whether the tweet already had a score in that bucket.
-    fn add_to_current_tweets(&mut self, bucket: i64, id: u64, score: i64, text: &str, had: bool) {
-        let _ = text; // looked up when published
+    /// (Texts are looked up when published, not copied into the sums.)
+    fn add_to_current_tweets(&mut self, bucket: i64, id: u64, score: i64, had: bool) {
         for w in self.current.iter_mut() {
             if bucket < w.end && bucket >= w.end - w.size_ms {
                 w.add_score(id, score);
