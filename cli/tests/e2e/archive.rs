@@ -58,31 +58,34 @@ async fn archive_holds_every_tweet_once_after_a_rerun_and_a_kill() {
     let db = TestDb::new().await;
     db.load_dump(&shared_data("tweet_hashtags_db.sql"));
     let topics = TestTopics::new();
-    ok(tweetlambda(
-        &topics
-            .replay_args(&db)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    ));
+    topics.replay(&db, &[]);
     let brokers = brokers();
     let master = master_dir();
     let m = master.to_str().unwrap_or_default();
+    let args = |extra: &[&'static str]| -> Vec<String> {
+        let base = [
+            "archive",
+            "--brokers",
+            &brokers,
+            "--tweets-topic",
+            &topics.tweets,
+            "--master",
+            m,
+        ];
+        base.iter()
+            .chain(extra.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let run = |extra: &[&'static str]| {
+        ok(tweetlambda(
+            &args(extra).iter().map(String::as_str).collect::<Vec<_>>(),
+        ))
+    };
 
     // Continuous archive in small batches, killed once files exist.
-    let mut child = spawn_tweetlambda(&[
-        "archive",
-        "--brokers",
-        &brokers,
-        "--tweets-topic",
-        &topics.tweets,
-        "--master",
-        m,
-        "--batch-rows",
-        "500",
-        "--batch-interval",
-        "100ms",
-    ]);
+    let continuous = args(&["--batch-rows", "500", "--batch-interval", "100ms"]);
+    let mut child = spawn_tweetlambda(&continuous.iter().map(String::as_str).collect::<Vec<_>>());
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::fs::read_dir(master.join("_commits")).map_or(0, |d| d.count()) < 3 {
         assert!(Instant::now() < deadline, "no commits");
@@ -93,16 +96,7 @@ async fn archive_holds_every_tweet_once_after_a_rerun_and_a_kill() {
 
     // A crash may leave files of an uncommitted batch: they are removed, and
     // the rest is archived once.
-    ok(tweetlambda(&[
-        "archive",
-        "--brokers",
-        &brokers,
-        "--tweets-topic",
-        &topics.tweets,
-        "--master",
-        m,
-        "--once",
-    ]));
+    run(&["--once"]);
     let (rows, dates) = read_master(&master);
     let mut per_id: HashMap<&str, usize> = HashMap::new();
     for (id, _) in &rows {
@@ -119,16 +113,7 @@ async fn archive_holds_every_tweet_once_after_a_rerun_and_a_kill() {
     );
 
     // Running again archives nothing new.
-    let again = ok(tweetlambda(&[
-        "archive",
-        "--brokers",
-        &brokers,
-        "--tweets-topic",
-        &topics.tweets,
-        "--master",
-        m,
-        "--once",
-    ]));
+    let again = run(&["--once"]);
     assert!(
         again.contains("archive: 0 messages archived in 0 files"),
         "{again}"

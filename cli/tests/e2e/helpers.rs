@@ -151,6 +151,16 @@ impl TestTopics {
         }
     }
 
+    /// Replays a database into these topics (with extra flags); returns
+    /// the replay's summary line, asserting success.
+    pub fn replay(&self, db: &TestDb, extra: &[&str]) -> String {
+        let mut args = self.replay_args(db);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        ok(tweetlambda(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        ))
+    }
+
     /// The replay arguments for these topics and a database.
     pub fn replay_args(&self, db: &TestDb) -> Vec<String> {
         vec![

@@ -82,11 +82,7 @@ async fn api_json_and_csv_load_idempotently_and_replay_every_distinct_tweet() {
     assert!(again.contains("0 new hashtags"), "{again}");
 
     let topics = TestTopics::new();
-    let mut args = topics.replay_args(&db);
-    args.push("--speed".into());
-    args.push("max".into());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    ok(tweetlambda(&args));
+    topics.replay(&db, &["--speed", "max"]);
     let tweets = read_topic(&topics.tweets);
     let got: HashSet<String> = tweets.iter().map(|r| r.key.clone()).collect();
     assert_eq!(tweets.len(), expected.len());

@@ -5,13 +5,6 @@ use std::time::Duration;
 
 use super::helpers::*;
 
-fn replay(db: &TestDb, topics: &TestTopics, extra: &[&str]) -> String {
-    let mut args = topics.replay_args(db);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    ok(tweetlambda(&args))
-}
-
 async fn seed_db() -> TestDb {
     let db = TestDb::new().await;
     db.load_dump(&shared_data("tweet_hashtags_db.sql"));
@@ -46,7 +39,7 @@ fn assert_exactly_once(topics: &TestTopics, tweets: usize, hashtags: usize) {
 async fn seed_dump_replays_every_tweet_once_in_event_time_order() {
     let db = seed_db().await;
     let topics = TestTopics::new();
-    let out = replay(&db, &topics, &["--speed", "max"]);
+    let out = topics.replay(&db, &["--speed", "max"]);
     assert!(
         out.contains("8759 tweets and 19602 hashtag messages sent"),
         "{out}"
@@ -102,7 +95,7 @@ async fn seed_dump_replays_every_tweet_once_in_event_time_order() {
     assert_eq!(got, expected);
 
     // Run again: the checkpoint says it is complete, nothing more is sent.
-    let again = replay(&db, &topics, &[]);
+    let again = topics.replay(&db, &[]);
     assert!(again.contains("already complete"), "{again}");
     assert_eq!(read_topic(&topics.tweets).len(), 8759);
 }
@@ -111,9 +104,8 @@ async fn seed_dump_replays_every_tweet_once_in_event_time_order() {
 async fn from_and_to_select_an_event_time_range() {
     let db = seed_db().await;
     let topics = TestTopics::new();
-    replay(
+    topics.replay(
         &db,
-        &topics,
         &[
             "--from",
             "2021-08-29T23:55:00Z",
@@ -160,7 +152,7 @@ async fn replay_killed_mid_way_and_restarted_publishes_every_tweet_once() {
         "killed mid-way ({partial} tweets published)"
     );
 
-    let out = replay(&db, &topics, &[]);
+    let out = topics.replay(&db, &[]);
     assert!(out.contains("resumed"), "{out}");
     assert_exactly_once(&topics, 8759, 19602);
 }
@@ -188,7 +180,7 @@ async fn replay_stopped_by_sigterm_resumes_where_it_stopped() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("interrupted"), "{stdout}");
 
-    let out = replay(&db, &topics, &[]);
+    let out = topics.replay(&db, &[]);
     assert!(out.contains("resumed"), "{out}");
     // A graceful stop checkpoints everything it sent: nothing to read back.
     assert!(out.contains(" 0 already published"), "{out}");
@@ -204,7 +196,7 @@ async fn unparseable_dates_are_dead_lettered_and_the_rest_delivered() {
         .await
         .expect("insert bad rows");
     let topics = TestTopics::new();
-    let out = replay(&db, &topics, &[]);
+    let out = topics.replay(&db, &[]);
     assert!(out.contains("2 dead letters"), "{out}");
     let dead = read_topic(&topics.dead_letters);
     assert_eq!(dead.len(), 2);

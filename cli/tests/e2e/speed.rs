@@ -309,11 +309,7 @@ async fn replayed_seed(extra: &[&str]) -> (TestDb, TestTopics) {
     let db = TestDb::new().await;
     db.load_dump(&shared_data("tweet_hashtags_db.sql"));
     let topics = TestTopics::new();
-    let mut args = topics.replay_args(&db);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    ok(tweetlambda(
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-    ));
+    topics.replay(&db, extra);
     (db, topics)
 }
 
@@ -321,11 +317,7 @@ async fn replayed_seed(extra: &[&str]) -> (TestDb, TestTopics) {
 async fn finals_equal_an_exact_recomputation_even_with_every_tweet_delivered_twice() {
     let (db, topics) = replayed_seed(&[]).await;
     // The same replay again: every message delivered twice.
-    let mut again = topics.replay_args(&db);
-    again.extend(["--restart".to_string()]);
-    ok(tweetlambda(
-        &again.iter().map(String::as_str).collect::<Vec<_>>(),
-    ));
+    topics.replay(&db, &["--restart"]);
     assert_eq!(read_topic(&topics.tweets).len(), 2 * 8759);
 
     let (hashtags, tweets) = expected_finals(&db).await;
@@ -467,13 +459,7 @@ async fn shuffled_arrivals_bad_messages_and_late_events() {
     db.load_dump(&shared_data("tweet_hashtags_db.sql"));
     // Index the event times (a replay into throw-away topics does it).
     let scratch = TestTopics::new();
-    ok(tweetlambda(
-        &scratch
-            .replay_args(&db)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    ));
+    scratch.replay(&db, &[]);
     let (hashtags, tweets) = expected_finals(&db).await;
 
     // Produce the seed's messages ourselves, out of order within 3 s
@@ -573,13 +559,7 @@ async fn retweets_seen_in_the_stream_count_exactly_with_two_instances() {
         jsonl.to_str().unwrap_or_default(),
     ]));
     let topics = TestTopics::new();
-    ok(tweetlambda(
-        &topics
-            .replay_args(&db)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    ));
+    topics.replay(&db, &[]);
     let (hashtags, tweets) = expected_finals(&db).await;
     let speed = Speed::new();
     let a = speed.start(&topics, &["--idle-timeout", "3s"]);
