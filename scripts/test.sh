@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README, "Quick start"): installs and starts the test
-# services (MariaDB :13306, Tansu :19092 with memory storage) if needed, runs
+# services (MariaDB :13306, Tansu :19092 with SQLite storage) if needed, runs
 # every test of the workspace against them, then the format and lint gates.
 set -euo pipefail
 cd "$(dirname "$0")/.."

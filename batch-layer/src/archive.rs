@@ -34,7 +34,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
-use tweetlambda_core::TweetEvent;
+use tweetlambda_core::{distinct_hashtags, TweetEvent};
 use tweetlambda_replayer::kafka::{self, KafkaOptions};
 
 use crate::error::{Error, Result};
@@ -71,19 +71,51 @@ pub struct ArchiveSummary {
 
 /// A commit: the files that hold offsets `first..=last` of a partition.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Commit {
-    topic: String,
-    partition: i32,
-    first: i64,
-    last: i64,
-    rows: u64,
-    files: Vec<String>,
+pub struct Commit {
+    /// The topic archived.
+    pub topic: String,
+    /// Its partition.
+    pub partition: i32,
+    /// First offset in the files.
+    pub first: i64,
+    /// Last offset in the files.
+    pub last: i64,
+    /// Tweets written (messages that were not tweets are skipped).
+    pub rows: u64,
+    /// The files, relative to the master dataset's root.
+    pub files: Vec<String>,
+}
+
+/// The commits of `topic` in the master dataset, ordered by partition and
+/// offset. Only the files they list belong to the dataset.
+pub fn read_commits(master: &Path, topic: &str) -> Result<Vec<Commit>> {
+    let commits_dir = master.join("_commits");
+    let mut commits = Vec::new();
+    let entries = match fs::read_dir(&commits_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(commits),
+        Err(e) => return Err(Error::io(&commits_dir)(e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(Error::io(&commits_dir))?.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let text = fs::read_to_string(&path).map_err(Error::io(&path))?;
+        let commit: Commit = serde_json::from_str(&text)
+            .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
+        if commit.topic == topic {
+            commits.push(commit);
+        }
+    }
+    commits.sort_by_key(|c| (c.partition, c.first));
+    Ok(commits)
 }
 
 /// One archived row.
-struct Row {
-    offset: i64,
-    tweet: TweetEvent,
+pub(crate) struct Row {
+    pub(crate) offset: i64,
+    pub(crate) tweet: TweetEvent,
 }
 
 /// The schema of the master dataset (documented in the README).
@@ -121,17 +153,7 @@ fn recover(master: &Path, topic: &str, summary: &mut ArchiveSummary) -> Result<B
     fs::create_dir_all(&commits_dir).map_err(Error::io(&commits_dir))?;
     let mut last: BTreeMap<i32, i64> = BTreeMap::new();
     let mut listed: HashSet<PathBuf> = HashSet::new();
-    for entry in fs::read_dir(&commits_dir).map_err(Error::io(&commits_dir))? {
-        let path = entry.map_err(Error::io(&commits_dir))?.path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
-        }
-        let text = fs::read_to_string(&path).map_err(Error::io(&path))?;
-        let commit: Commit = serde_json::from_str(&text)
-            .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
-        if commit.topic != topic {
-            continue;
-        }
+    for commit in read_commits(master, topic)? {
         let slot = last.entry(commit.partition).or_insert(commit.last);
         *slot = (*slot).max(commit.last);
         listed.extend(commit.files.iter().map(|f| master.join(f)));
@@ -210,7 +232,7 @@ fn write_batch(
     Ok(())
 }
 
-fn write_parquet(path: &Path, partition: i32, rows: &[&Row]) -> Result<()> {
+pub(crate) fn write_parquet(path: &Path, partition: i32, rows: &[&Row]) -> Result<()> {
     let mut id = StringBuilder::new();
     let mut created = TimestampMillisecondBuilder::new().with_timezone("UTC");
     let mut text = StringBuilder::new();
@@ -372,8 +394,21 @@ fn archive_loop(
     Ok(summary)
 }
 
-/// Reads a tweets-topic message.
+/// Reads a tweets-topic message, with the checks the speed layer makes (so
+/// that both layers count the same tweets): numeric ids, and hashtags
+/// normalised and distinct.
 fn decode_tweet(payload: Option<&[u8]>) -> std::result::Result<TweetEvent, String> {
     let bytes = payload.ok_or("empty message")?;
-    serde_json::from_slice(bytes).map_err(|e| format!("invalid tweet: {e}"))
+    let mut tweet: TweetEvent =
+        serde_json::from_slice(bytes).map_err(|e| format!("invalid tweet: {e}"))?;
+    if tweet.id.parse::<u64>().is_err() {
+        return Err(format!("tweet id {:?} is not a number", tweet.id));
+    }
+    if let Some(rt) = &tweet.retweet_of {
+        if rt.parse::<u64>().is_err() {
+            return Err(format!("retweet_of {rt:?} is not a number"));
+        }
+    }
+    tweet.hashtags = distinct_hashtags(&tweet.hashtags);
+    Ok(tweet)
 }

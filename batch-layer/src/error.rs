@@ -25,6 +25,12 @@ pub enum Error {
     /// A file of the dataset is not what it should be; names it.
     #[error("corrupt dataset file: {0}")]
     Corrupt(String),
+    /// A Polars computation failed.
+    #[error("Polars: {0}")]
+    Polars(String),
+    /// Another batch run holds the lock of the views directory.
+    #[error("another batch run is publishing into {0} (it holds {0}/.batch.lock)")]
+    Locked(String),
     /// Broker setup failed.
     #[error(transparent)]
     Broker(#[from] tweetlambda_replayer::Error),

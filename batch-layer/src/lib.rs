@@ -5,12 +5,17 @@
 //! - [`archive`]: `tweetlambda archive`, the master dataset: the `tweets`
 //!   topic as immutable Parquet files partitioned by event date, named by
 //!   topic, partition and offset range, committed atomically.
+//! - [`batch`]: `tweetlambda batch`, the cron job: the views recomputed from
+//!   the whole master dataset, and the boundary B.
+//! - [`views`]: the views and their definitions, in Polars.
+//! - [`manifest`]: the versions of the views directory, the manifest that
+//!   is switched atomically, the lock and the retention.
 //! - [`error`]: what can stop it.
-//!
-//! The batch job (`tweetlambda batch`, Polars views and the manifest) is the
-//! next piece of work.
 
 pub mod archive;
+pub mod batch;
 pub mod error;
+pub mod manifest;
+pub mod views;
 
 pub use error::{Error, Result};

@@ -4,6 +4,7 @@
 
 mod e2e {
     mod archive;
+    mod batch;
     pub mod helpers;
     mod load;
     mod replay;

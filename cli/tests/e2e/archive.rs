@@ -1,7 +1,7 @@
 //! `tweetlambda archive`: the master dataset, exactly once.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use arrow_array::{Array, Int64Array, StringArray};
@@ -47,12 +47,6 @@ fn read_master(master: &Path) -> (Vec<(String, i64)>, Vec<String>) {
     (rows, dates)
 }
 
-fn master_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(unique("tl_master"));
-    std::fs::create_dir_all(&dir).expect("master dir");
-    dir
-}
-
 #[tokio::test]
 async fn archive_holds_every_tweet_once_after_a_rerun_and_a_kill() {
     let db = TestDb::new().await;
@@ -60,7 +54,7 @@ async fn archive_holds_every_tweet_once_after_a_rerun_and_a_kill() {
     let topics = TestTopics::new();
     topics.replay(&db, &[]);
     let brokers = brokers();
-    let master = master_dir();
+    let master = scratch_dir("tl_master");
     let m = master.to_str().unwrap_or_default();
     let args = |extra: &[&'static str]| -> Vec<String> {
         let base = [

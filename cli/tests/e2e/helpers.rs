@@ -2,7 +2,7 @@
 //! `tweetlambda` binary, and reading topics back. The services are the real
 //! MariaDB and Tansu started by `scripts/services.sh --profile test up`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use sqlx::Row;
 
 /// The MySQL server, without a database: `TWEETLAMBDA_TEST_MYSQL_URL`.
 pub fn mysql_server() -> String {
@@ -36,6 +37,13 @@ pub fn unique(prefix: &str) -> String {
         "{prefix}_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     )
+}
+
+/// A new empty directory under the system's temporary directory.
+pub fn scratch_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique(prefix));
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
 }
 
 /// A new, empty database.
@@ -246,4 +254,79 @@ pub fn read_topic(topic: &str) -> Vec<Record> {
         }
     }
     out
+}
+
+/// Per-bucket aggregates recomputed from the MySQL rows, independently of
+/// the layers: distinct tweets per hashtag per minute; per tweet, in the
+/// minute of its creation, `retweet_count + favorite_count` where the source
+/// has them, else its number of distinct hashtags; plus 1 per distinct
+/// retweet of it, in the retweet's minute.
+pub struct ExactBuckets {
+    /// Bucket start (ms) → hashtag → count.
+    pub hashtags: BTreeMap<i64, HashMap<String, i64>>,
+    /// Bucket start (ms) → tweet id → score.
+    pub tweets: BTreeMap<i64, HashMap<i64, i64>>,
+}
+
+/// See [`ExactBuckets`]; one-minute buckets.
+pub async fn exact_buckets(db: &TestDb) -> ExactBuckets {
+    let pool = db.pool().await;
+    let rows = sqlx::query(
+        "SELECT m.tweet_id, m.event_time_ms, CAST(h.hashtag AS CHAR CHARACTER SET utf8mb4) FROM tweet_meta m \
+         JOIN tweets t ON t.tweet_id = m.tweet_id \
+         JOIN tweet_hashtags th ON th.tweet_id = m.tweet_id JOIN hashtags h ON h.hashtag_id = th.hashtag_id \
+         WHERE m.event_time_ms IS NOT NULL",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("read rows");
+    const MIN: i64 = 60_000;
+    let bucket_of = |t: i64| t.div_euclid(MIN) * MIN;
+    let mut tag_buckets: BTreeMap<i64, HashMap<String, i64>> = BTreeMap::new();
+    let mut tweet_tags: HashMap<i64, HashSet<String>> = HashMap::new();
+    for row in rows {
+        let id: i64 = row.get(0);
+        let t: i64 = row.get(1);
+        let tag = tweetlambda_core::normalize_hashtag(&row.get::<String, _>(2)).expect("hashtag");
+        if tweet_tags.entry(id).or_default().insert(tag.clone()) {
+            *tag_buckets
+                .entry(bucket_of(t))
+                .or_default()
+                .entry(tag)
+                .or_default() += 1;
+        }
+    }
+    let tweets_rows = sqlx::query(
+        "SELECT m.tweet_id, m.event_time_ms, m.retweet_count, m.favorite_count, m.retweet_of_id FROM tweet_meta m \
+         JOIN tweets t ON t.tweet_id = m.tweet_id WHERE m.event_time_ms IS NOT NULL",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("read tweets");
+    let mut tweet_buckets: BTreeMap<i64, HashMap<i64, i64>> = BTreeMap::new();
+    for row in tweets_rows {
+        let (id, t): (i64, i64) = (row.get(0), row.get(1));
+        let (rc, fc, rt): (Option<i64>, Option<i64>, Option<i64>) =
+            (row.get(2), row.get(3), row.get(4));
+        let base = match (rc, fc) {
+            (None, None) => tweet_tags.get(&id).map_or(0, |t| t.len() as i64),
+            (r, f) => r.unwrap_or(0).max(0) + f.unwrap_or(0).max(0),
+        };
+        *tweet_buckets
+            .entry(bucket_of(t))
+            .or_default()
+            .entry(id)
+            .or_default() += base;
+        if let Some(original) = rt {
+            *tweet_buckets
+                .entry(bucket_of(t))
+                .or_default()
+                .entry(original)
+                .or_default() += 1;
+        }
+    }
+    ExactBuckets {
+        hashtags: tag_buckets,
+        tweets: tweet_buckets,
+    }
 }

@@ -2,14 +2,13 @@
 //! must equal an exact recomputation from the MySQL rows, whatever the
 //! duplicates, crashes, arrival order or number of instances.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use serde_json::{json, Value};
-use sqlx::Row;
 
 use super::helpers::*;
 
@@ -21,66 +20,13 @@ const TOP: usize = 10;
 type Finals = BTreeMap<(String, i64), Vec<Value>>;
 
 /// The expected finals, recomputed from the MySQL rows independently of the
-/// speed layer: distinct tweets per hashtag per minute; per tweet, in the
-/// minute of its creation, `retweet_count + favorite_count` where the source
-/// has them, else its number of distinct hashtags; plus 1 per distinct
-/// retweet of it, in the retweet's minute. Summed over each window instance
-/// that holds data, then ranked.
+/// speed layer ([`exact_buckets`]), summed over each window instance that
+/// holds data, then ranked.
 async fn expected_finals(db: &TestDb) -> (Finals, Finals) {
-    let pool = db.pool().await;
-    let rows = sqlx::query(
-        "SELECT m.tweet_id, m.event_time_ms, CAST(h.hashtag AS CHAR CHARACTER SET utf8mb4) FROM tweet_meta m \
-         JOIN tweets t ON t.tweet_id = m.tweet_id \
-         JOIN tweet_hashtags th ON th.tweet_id = m.tweet_id JOIN hashtags h ON h.hashtag_id = th.hashtag_id \
-         WHERE m.event_time_ms IS NOT NULL",
-    )
-    .fetch_all(&pool)
-    .await
-    .expect("read rows");
-    let bucket_of = |t: i64| t.div_euclid(MIN) * MIN;
-    let mut tag_buckets: BTreeMap<i64, HashMap<String, i64>> = BTreeMap::new();
-    let mut tweet_tags: HashMap<i64, HashSet<String>> = HashMap::new();
-    for row in rows {
-        let id: i64 = row.get(0);
-        let t: i64 = row.get(1);
-        let tag = tweetlambda_core::normalize_hashtag(&row.get::<String, _>(2)).expect("hashtag");
-        if tweet_tags.entry(id).or_default().insert(tag.clone()) {
-            *tag_buckets
-                .entry(bucket_of(t))
-                .or_default()
-                .entry(tag)
-                .or_default() += 1;
-        }
-    }
-    let tweets_rows = sqlx::query(
-        "SELECT m.tweet_id, m.event_time_ms, m.retweet_count, m.favorite_count, m.retweet_of_id FROM tweet_meta m \
-         JOIN tweets t ON t.tweet_id = m.tweet_id WHERE m.event_time_ms IS NOT NULL",
-    )
-    .fetch_all(&pool)
-    .await
-    .expect("read tweets");
-    let mut tweet_buckets: BTreeMap<i64, HashMap<i64, i64>> = BTreeMap::new();
-    for row in tweets_rows {
-        let (id, t): (i64, i64) = (row.get(0), row.get(1));
-        let (rc, fc, rt): (Option<i64>, Option<i64>, Option<i64>) =
-            (row.get(2), row.get(3), row.get(4));
-        let base = match (rc, fc) {
-            (None, None) => tweet_tags.get(&id).map_or(0, |t| t.len() as i64),
-            (r, f) => r.unwrap_or(0).max(0) + f.unwrap_or(0).max(0),
-        };
-        *tweet_buckets
-            .entry(bucket_of(t))
-            .or_default()
-            .entry(id)
-            .or_default() += base;
-        if let Some(original) = rt {
-            *tweet_buckets
-                .entry(bucket_of(t))
-                .or_default()
-                .entry(original)
-                .or_default() += 1;
-        }
-    }
+    let ExactBuckets {
+        hashtags: tag_buckets,
+        tweets: tweet_buckets,
+    } = exact_buckets(db).await;
     let (mut hashtags, mut tweets) = (Finals::new(), Finals::new());
     // At the end of the input the watermark stops at the end of the newest
     // bucket: finals are the window instances up to there that hold data.
