@@ -186,7 +186,8 @@ fn recover(master: &Path, topic: &str, summary: &mut ArchiveSummary) -> Result<B
 
 /// Writes one partition's rows as one file per event date, then commits them.
 fn write_batch(
-    config: &ArchiveConfig,
+    master: &Path,
+    topic: &str,
     partition: i32,
     rows: &[Row],
     summary: &mut ArchiveSummary,
@@ -202,13 +203,13 @@ fn write_batch(
             .or_default()
             .push(r);
     }
-    let stem = format!("{}-p{partition}-{first}-{last}", config.topic);
+    let stem = format!("{topic}-p{partition}-{first}-{last}");
     let mut files = Vec::new();
     for (date, rows) in by_date {
-        let dir = config.master.join(format!("date={date}"));
+        let dir = master.join(format!("date={date}"));
         fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
         let relative = format!("date={date}/{stem}.parquet");
-        let path = config.master.join(&relative);
+        let path = master.join(&relative);
         let tmp = path.with_extension("parquet.tmp");
         write_parquet(&tmp, partition, &rows)?;
         fs::rename(&tmp, &path).map_err(Error::io(&path))?;
@@ -216,14 +217,14 @@ fn write_batch(
         summary.files += 1;
     }
     let commit = Commit {
-        topic: config.topic.clone(),
+        topic: topic.to_string(),
         partition,
         first,
         last,
         rows: rows.len() as u64,
         files,
     };
-    let path = config.master.join("_commits").join(format!("{stem}.json"));
+    let path = master.join("_commits").join(format!("{stem}.json"));
     let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(&commit).map_err(|e| Error::Corrupt(e.to_string()))?;
     fs::write(&tmp, text).map_err(Error::io(&tmp))?;
@@ -377,19 +378,59 @@ fn archive_loop(
                 .is_some_and(|b| b.len() >= config.batch_rows)
             {
                 if let Some(rows) = buffers.remove(&p) {
-                    write_batch(config, p, &rows, &mut summary)?;
+                    write_batch(&config.master, &config.topic, p, &rows, &mut summary)?;
                 }
             }
         }
         if last_write.elapsed() >= config.batch_interval {
             for (p, rows) in std::mem::take(&mut buffers) {
-                write_batch(config, p, &rows, &mut summary)?;
+                write_batch(&config.master, &config.topic, p, &rows, &mut summary)?;
             }
             last_write = Instant::now();
         }
     }
     for (p, rows) in std::mem::take(&mut buffers) {
-        write_batch(config, p, &rows, &mut summary)?;
+        write_batch(&config.master, &config.topic, p, &rows, &mut summary)?;
+    }
+    Ok(summary)
+}
+
+/// Writes tweets straight into the master dataset as if archived from a
+/// topic of `partitions` partitions (partition = id modulo partitions,
+/// offsets counted per partition), `rows_per_file` rows per commit: for
+/// benchmarks of the batch job at scales the broker would take long to
+/// carry.
+pub fn write_tweets<I>(
+    master: &Path,
+    topic: &str,
+    partitions: i32,
+    rows_per_file: usize,
+    tweets: I,
+) -> Result<ArchiveSummary>
+where
+    I: IntoIterator<Item = TweetEvent>,
+{
+    let mut summary = ArchiveSummary::default();
+    let partitions = partitions.max(1);
+    let mut done = recover(master, topic, &mut summary)?;
+    let mut buffers: BTreeMap<i32, Vec<Row>> = BTreeMap::new();
+    for tweet in tweets {
+        let p = tweet
+            .id
+            .parse::<u64>()
+            .map_or(0, |id| (id % partitions as u64) as i32);
+        let offset = done.get(&p).map_or(0, |last| last + 1);
+        done.insert(p, offset);
+        let rows = buffers.entry(p).or_default();
+        rows.push(Row { offset, tweet });
+        if rows.len() >= rows_per_file.max(1) {
+            if let Some(rows) = buffers.remove(&p) {
+                write_batch(master, topic, p, &rows, &mut summary)?;
+            }
+        }
+    }
+    for (p, rows) in buffers {
+        write_batch(master, topic, p, &rows, &mut summary)?;
     }
     Ok(summary)
 }

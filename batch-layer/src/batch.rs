@@ -91,24 +91,49 @@ pub fn run(config: &BatchConfig) -> Result<BatchOutcome> {
     let newest = tweets.newest_per_partition()?;
     let boundary_ms = boundary(config, newest.iter().map(|n| n.newest_ms));
     let from_boundary = tweets.count_from(boundary_ms)?;
+    let read_s = started.elapsed().as_secs_f64();
     let mut computed = tweets.views(boundary_ms)?;
+    let views_s = started.elapsed().as_secs_f64() - read_s;
 
     let version = next_version(&config.views, previous.as_ref())?;
     let tmp = manifest::temporary_dir(&config.views, version)?;
     let directory = manifest::version_dir(version);
-    let mut view_files = BTreeMap::new();
-    for view in &mut computed {
-        let name = format!("{}.parquet", view.name);
-        views::write_view(&tmp.join(&name), &mut view.frame)?;
-        view_files.insert(
-            view.name.to_string(),
-            ViewFile {
-                path: format!("{directory}/{name}"),
+    // One writer thread per view: Parquet encoding is the slow part.
+    let written: Vec<Result<()>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = computed
+            .iter_mut()
+            .map(|view| {
+                let path = tmp.join(format!("{}.parquet", view.name));
+                scope.spawn(move || views::write_view(&path, &mut view.frame))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Polars("a view writer panicked".into())))
+            })
+            .collect()
+    });
+    written.into_iter().collect::<Result<Vec<()>>>()?;
+    let view_files: BTreeMap<String, ViewFile> = computed
+        .iter()
+        .map(|view| {
+            let file = ViewFile {
+                path: format!("{directory}/{}.parquet", view.name),
                 rows: view.frame.height() as u64,
-            },
-        );
-    }
+            };
+            (view.name.to_string(), file)
+        })
+        .collect();
     manifest::seal(&config.views, &tmp, version)?;
+    tracing::info!(
+        read_s,
+        views_s,
+        write_s = started.elapsed().as_secs_f64() - read_s - views_s,
+        tweets = tweets.len(),
+        "views computed and written"
+    );
 
     let mut partitions: BTreeMap<String, PartitionCoverage> = BTreeMap::new();
     for c in &commits {

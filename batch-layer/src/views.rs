@@ -9,9 +9,10 @@
 //! | `hashtag_counts` | `bucket_start` timestamp(ms, UTC), `hashtag` string, `count` int64 | bucket and hashtag: distinct tweets mentioning it |
 //! | `tweet_scores` | `bucket_start`, `tweet_id` string, `score` int64, `text` string | bucket and tweet: its own engagement score in the bucket of its creation, plus 1 per retweet of it created in the bucket |
 //! | `hashtag_counts_hour`, `hashtag_counts_day` | same as `hashtag_counts` | hour or day (UTC) and hashtag |
-//! | `tweet_scores_hour`, `tweet_scores_day` | same as `tweet_scores` | hour or day (UTC) and tweet |
 //!
-//! Tweets are deduplicated by id first. Only buckets before the boundary
+//! Tweet scores have no rollups: nearly every tweet lives in one minute, so
+//! they would be as large as `tweet_scores`. Tweets are deduplicated by id
+//! first (the first copy in file and offset order is kept). Only buckets before the boundary
 //! are kept, so a rollup row sums the buckets of its hour or day that are
 //! before the boundary. `text` is the tweet's own text, or, in a bucket
 //! where only its retweets appear, the original text that they carry.
@@ -84,9 +85,14 @@ impl Tweets {
     /// Reads the files (all of them committed master-dataset files) and
     /// deduplicates tweets by id. On a read error, finds the file at fault.
     pub fn read(files: &[PathBuf], bucket_ms: i64) -> Result<Tweets> {
+        let t0 = std::time::Instant::now();
         let frame = Self::query(files, bucket_ms)
             .and_then(|lf| lf.collect())
             .map_err(|e| blame_file(files, e))?;
+        tracing::debug!(
+            seconds = t0.elapsed().as_secs_f64(),
+            "read and deduplicated"
+        );
         Ok(Tweets { frame, bucket_ms })
     }
 
@@ -115,7 +121,8 @@ impl Tweets {
                 col("retweet_of"),
                 col("kafka_partition"),
             ])
-            .unique(Some(cols(["tweet_id"])), UniqueKeepStrategy::Any)
+            // The first copy of each tweet, in file and offset order.
+            .filter(col("tweet_id").is_first_distinct())
             .select([
                 col("tweet_id"),
                 col("t"),
@@ -190,6 +197,7 @@ impl Tweets {
     /// Every view, over the buckets before `boundary_ms`. Rollups are
     /// computed when the bucket size divides an hour.
     pub fn views(&self, boundary_ms: i64) -> Result<Vec<View>> {
+        let t0 = std::time::Instant::now();
         let before = self
             .frame
             .clone()
@@ -210,6 +218,7 @@ impl Tweets {
             .agg([len().cast(DataType::Int64).alias("count")])
             .collect()
             .map_err(polars_error("hashtag_counts"))?;
+        tracing::debug!(seconds = t0.elapsed().as_secs_f64(), "hashtag_counts");
         let own =
             before
                 .clone()
@@ -229,21 +238,24 @@ impl Tweets {
         ]);
         let scores = sum_scores(
             concat([own, retweets], UnionArgs::default()).map_err(polars_error("tweet_scores"))?,
-            col("bucket"),
         )
         .collect()
         .map_err(polars_error("tweet_scores"))?;
+        tracing::debug!(seconds = t0.elapsed().as_secs_f64(), "tweet_scores");
 
         let mut views = Vec::new();
-        let rollups: &[(&'static str, &'static str, i64)] = if HOUR_MS % self.bucket_ms == 0 {
+        // Hashtags roll up by hour and day; tweet scores do not: nearly every
+        // tweet lives in one minute, so a rollup would be as large as the
+        // minute view and save a reader nothing.
+        let rollups: &[(&'static str, i64)] = if HOUR_MS % self.bucket_ms == 0 {
             &[
-                ("hashtag_counts_hour", "tweet_scores_hour", HOUR_MS),
-                ("hashtag_counts_day", "tweet_scores_day", DAY_MS),
+                ("hashtag_counts_hour", HOUR_MS),
+                ("hashtag_counts_day", DAY_MS),
             ]
         } else {
             &[]
         };
-        for &(tags_name, scores_name, size) in rollups {
+        for &(name, size) in rollups {
             let tags = hashtags
                 .clone()
                 .lazy()
@@ -253,13 +265,8 @@ impl Tweets {
                 ])
                 .agg([col("count").sum().alias("count")]);
             views.push(View {
-                name: tags_name,
-                frame: finish_hashtags(tags).map_err(polars_error(tags_name))?,
-            });
-            let tweets = sum_scores(scores.clone().lazy(), bucket_of(col("bucket"), size));
-            views.push(View {
-                name: scores_name,
-                frame: finish_scores(tweets).map_err(polars_error(scores_name))?,
+                name,
+                frame: finish_hashtags(tags).map_err(polars_error(name))?,
             });
         }
         views.insert(
@@ -280,16 +287,13 @@ impl Tweets {
     }
 }
 
-/// Sums scores per (bucket, tweet), keeping the first non-empty text.
-fn sum_scores(rows: LazyFrame, bucket: Expr) -> LazyFrame {
-    rows.group_by([bucket.alias("bucket"), col("tweet_id")])
-        .agg([
-            col("score").sum().alias("score"),
-            col("text")
-                .filter(col("text").str().len_bytes().gt(lit(0u32)))
-                .first()
-                .alias("text"),
-        ])
+/// Sums scores per (bucket, tweet), keeping the first text (the tweet's own,
+/// which comes first, when the bucket has it).
+fn sum_scores(rows: LazyFrame) -> LazyFrame {
+    rows.group_by([col("bucket"), col("tweet_id")]).agg([
+        col("score").sum().alias("score"),
+        col("text").first().alias("text"),
+    ])
 }
 
 /// Orders a hashtag view (bucket, count descending, hashtag) and gives
@@ -307,15 +311,12 @@ fn finish_hashtags(rows: LazyFrame) -> PolarsResult<DataFrame> {
     .collect()
 }
 
-/// Orders a tweet view (bucket, score descending) and types it.
+/// Types a tweet view (left unsorted: sorting millions of rows costs more
+/// than a reader saves).
 fn finish_scores(rows: LazyFrame) -> PolarsResult<DataFrame> {
-    rows.sort_by_exprs(
-        [col("bucket"), col("score")],
-        SortMultipleOptions::default().with_order_descending_multi([false, true]),
-    )
-    .select([
+    rows.select([
         col("bucket").cast(utc_ms()).alias("bucket_start"),
-        col("tweet_id"),
+        col("tweet_id").cast(DataType::String),
         col("score"),
         col("text").fill_null(lit("")),
     ])
@@ -622,7 +623,7 @@ mod tests {
             prop_assert_eq!(&tags, &speed_tags);
             prop_assert_eq!(&scores, &speed_scores);
             prop_assert_eq!(hashtag_rows(view(&views, "hashtag_counts_hour")), rollup(&tags, HOUR_MS));
-            prop_assert_eq!(score_rows(view(&views, "tweet_scores_day")).0, rollup(&scores, DAY_MS));
+            prop_assert_eq!(hashtag_rows(view(&views, "hashtag_counts_day")), rollup(&tags, DAY_MS));
         }
     }
 }

@@ -2,6 +2,7 @@
 //! logging and configuration, and calls the library of the layer asked for.
 
 mod config;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +49,10 @@ enum Command {
     Archive(ArchiveArgs),
     /// Recompute the batch views from the master dataset and publish them (for cron).
     Batch(BatchArgs),
+    /// Serve merged top-N over HTTP (JSON API, dashboard, metrics).
+    Serve(serve::ServeArgs),
+    /// Ask a running server for top hashtags, top tweets or a series.
+    Query(serve::QueryArgs),
 }
 
 /// Exit codes of `tweetlambda batch`, for cron wrappers.
@@ -195,7 +200,7 @@ struct MysqlArgs {
 }
 
 #[derive(Args, Debug)]
-struct KafkaArgs {
+pub(crate) struct KafkaArgs {
     /// Kafka bootstrap servers, `HOST:PORT[,HOST:PORT…]`.
     #[arg(long, env = "TWEETLAMBDA_BROKERS", default_value = "127.0.0.1:9092")]
     brokers: String,
@@ -287,7 +292,7 @@ struct ReplayArgs {
     fetch_size: u32,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (number, unit) = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -307,8 +312,17 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 #[derive(Args, Debug)]
 struct GenerateArgs {
-    #[command(flatten)]
-    mysql: MysqlArgs,
+    /// MySQL URL, `mysql://USER:PASSWORD@HOST:PORT/DATABASE`.
+    #[arg(
+        long,
+        env = "TWEETLAMBDA_MYSQL_URL",
+        required_unless_present = "master"
+    )]
+    mysql_url: Option<String>,
+    /// Write into this master dataset instead of MySQL (as if archived from
+    /// a topic `tweets` of 3 partitions), for batch benchmarks.
+    #[arg(long, conflicts_with = "mysql_url")]
+    master: Option<PathBuf>,
     /// Number of tweets.
     #[arg(long, default_value_t = 1_000_000)]
     tweets: u64,
@@ -376,7 +390,7 @@ fn main() -> ExitCode {
 }
 
 /// A channel that turns true on Ctrl-C or SIGTERM.
-fn shutdown_signal() -> watch::Receiver<bool> {
+pub(crate) fn shutdown_signal() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         #[cfg(unix)]
@@ -453,8 +467,7 @@ async fn run(command: Command, kafka_from_file: Vec<(String, String)>) -> anyhow
             }
         }
         Command::Generate(a) => {
-            let options = generate::GenerateOptions {
-                mysql_url: a.mysql.mysql_url,
+            let shape = generate::Shape {
                 tweets: a.tweets,
                 start: a.start,
                 rate_per_sec: a.rate,
@@ -462,10 +475,37 @@ async fn run(command: Command, kafka_from_file: Vec<(String, String)>) -> anyhow
                 zipf_exponent: a.zipf,
                 retweet_share: a.retweets.clamp(0.0, 1.0),
                 seed: a.seed,
-                batch_size: 5000,
             };
-            let summary = generate::run(&options).await.context("generate failed")?;
-            println!("generate: {summary}");
+            if let Some(master) = a.master {
+                let tweets = generate::Synthetic::new(&shape, 1)?;
+                let mut failure = None;
+                let events = tweets.map_while(|t| match t {
+                    Ok(t) => Some(t.event()),
+                    Err(e) => {
+                        failure = Some(e);
+                        None
+                    }
+                });
+                let s = tweetlambda_batch::archive::write_tweets(
+                    &master, "tweets", 3, 1_000_000, events,
+                )
+                .context("generate failed")?;
+                if let Some(e) = failure {
+                    return Err(e).context("generate failed");
+                }
+                println!(
+                    "generate: {} tweets written to the master dataset in {} files",
+                    s.archived, s.files
+                );
+            } else {
+                let options = generate::GenerateOptions {
+                    mysql_url: a.mysql_url.unwrap_or_default(),
+                    shape,
+                    batch_size: 5000,
+                };
+                let summary = generate::run(&options).await.context("generate failed")?;
+                println!("generate: {summary}");
+            }
         }
         Command::Peek(a) => {
             let kafka = a.kafka.options(&kafka_from_file);
@@ -581,6 +621,8 @@ async fn run(command: Command, kafka_from_file: Vec<(String, String)>) -> anyhow
             );
         }
         Command::Batch(a) => return batch(a).await,
+        Command::Serve(a) => return serve::serve(a, &kafka_from_file).await,
+        Command::Query(a) => return serve::query(a).await,
         Command::Migrate(a) => {
             let pool = tweetlambda_replayer::mysql::connect(&a.mysql_url, 1).await?;
             tweetlambda_replayer::mysql::migrate(&pool).await?;

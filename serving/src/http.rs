@@ -1,0 +1,370 @@
+//! The HTTP API: JSON answers, 400s that name the parameter, an optional
+//! bearer token, `/metrics` and `/health`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+
+use crate::batch::BatchView;
+use crate::query::{self, Range};
+use crate::realtime::RealtimeView;
+
+/// Largest `n`.
+pub const MAX_N: usize = 1000;
+/// Longest range, in days.
+pub const MAX_RANGE_DAYS: i64 = 400;
+/// Most points of a series.
+pub const MAX_POINTS: i64 = 10_000;
+/// Most hashtags in one series query.
+pub const MAX_TAGS: usize = 20;
+
+/// What the handlers share.
+pub struct AppState {
+    /// The batch version being served (swapped whole by the reloader).
+    pub batch: RwLock<Option<Arc<BatchView>>>,
+    /// The realtime view, updated by its reader thread.
+    pub realtime: Arc<RwLock<RealtimeView>>,
+    /// Bearer token required on `/api/*` and `/metrics`, if set.
+    pub token: Option<String>,
+    /// Prometheus metrics, if the recorder could be installed.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl AppState {
+    /// The batch version at the time of the call: a query holds it to its
+    /// end even if a new version is swapped in meanwhile.
+    pub fn batch(&self) -> Option<Arc<BatchView>> {
+        self.batch.read().ok().and_then(|b| b.clone())
+    }
+}
+
+/// A 400 (or 401) with a JSON body naming the parameter.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    parameter: Option<&'static str>,
+    message: String,
+}
+
+impl ApiError {
+    fn bad(parameter: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            parameter: Some(parameter),
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.message, "parameter": self.parameter});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The router of the server.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/health", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/api/top/hashtags", get(top_hashtags))
+        .route("/api/top/tweets", get(top_tweets))
+        .route("/api/series/hashtags", get(series))
+        .route("/api/status", get(status))
+        .with_state(state)
+}
+
+type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &state.token else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given == Some(token.as_str()) {
+        Ok(())
+    } else {
+        Err(ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            parameter: None,
+            message: "a bearer token is required (Authorization: Bearer …)".into(),
+        })
+    }
+}
+
+/// Query parameters, checked: unknown or repeated ones are refused.
+fn params(raw: Params, allowed: &[&'static str]) -> Result<HashMap<&'static str, String>, ApiError> {
+    let Query(pairs) = raw.map_err(|e| ApiError::bad("query", e.body_text()))?;
+    let mut out = HashMap::new();
+    for (k, v) in pairs {
+        let Some(name) = allowed.iter().find(|a| **a == k) else {
+            return Err(ApiError {
+                status: StatusCode::BAD_REQUEST,
+                parameter: None,
+                message: format!("unknown parameter {k:?}; expected one of {allowed:?}"),
+            });
+        };
+        if out.insert(*name, v).is_some() {
+            return Err(ApiError::bad(name, format!("{name} is given twice")));
+        }
+    }
+    Ok(out)
+}
+
+/// `1h`, `30m`, `7d`, `45s` → milliseconds.
+pub fn parse_duration_ms(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number.parse().ok()?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    number.checked_mul(unit_ms).filter(|ms| *ms > 0)
+}
+
+fn time_param(p: &HashMap<&'static str, String>, name: &'static str) -> Result<i64, ApiError> {
+    let text = p
+        .get(name)
+        .ok_or_else(|| ApiError::bad(name, format!("{name} is required (RFC 3339), or give last=…")))?;
+    tweetlambda_core::parse_event_time(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| ApiError::bad(name, format!("{name}: {e}")))
+}
+
+/// The range of a query: `from`/`to`, or `last` before the newest event.
+fn range(state: &AppState, p: &HashMap<&'static str, String>) -> Result<Range, ApiError> {
+    let batch = state.batch();
+    let realtime = state
+        .realtime
+        .read()
+        .map_err(|_| ApiError::bad("query", "the realtime view is unavailable"))?;
+    let bucket_ms = query::bucket_ms(batch.as_deref(), &realtime);
+    let (from, to) = if let Some(last) = p.get("last") {
+        if p.contains_key("from") || p.contains_key("to") {
+            return Err(ApiError::bad("last", "give either last or from/to, not both"));
+        }
+        let span = parse_duration_ms(last).ok_or_else(|| {
+            ApiError::bad("last", format!("last: {last:?} is not a duration such as 15m, 1h or 7d"))
+        })?;
+        let end = query::newest_end_ms(batch.as_deref(), &realtime)
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+        (end.saturating_sub(span), end)
+    } else {
+        (time_param(p, "from")?, time_param(p, "to")?)
+    };
+    if from >= to {
+        return Err(ApiError::bad("to", "to must be after from"));
+    }
+    if to - from > MAX_RANGE_DAYS * 86_400_000 {
+        return Err(ApiError::bad(
+            "from",
+            format!("the range is longer than {MAX_RANGE_DAYS} days"),
+        ));
+    }
+    Ok(Range::aligned(from, to, bucket_ms))
+}
+
+fn n_param(p: &HashMap<&'static str, String>) -> Result<usize, ApiError> {
+    match p.get("n") {
+        None => Ok(10),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_N).contains(n))
+            .ok_or_else(|| ApiError::bad("n", format!("n must be a whole number from 1 to {MAX_N}"))),
+    }
+}
+
+fn record(endpoint: &'static str, started: Instant, ok: bool) {
+    let status = if ok { "ok" } else { "error" };
+    metrics::counter!("serving_requests_total", "endpoint" => endpoint, "status" => status)
+        .increment(1);
+    metrics::histogram!("serving_request_seconds", "endpoint" => endpoint)
+        .record(started.elapsed().as_secs_f64());
+}
+
+const TOP_PARAMS: [&str; 4] = ["from", "to", "last", "n"];
+
+async fn top_hashtags(State(state): State<Arc<AppState>>, headers: HeaderMap, raw: Params) -> Response {
+    let started = Instant::now();
+    let answer = (|| {
+        authorize(&state, &headers)?;
+        let p = params(raw, &TOP_PARAMS)?;
+        let (range, n) = (range(&state, &p)?, n_param(&p)?);
+        let batch = state.batch();
+        let realtime = state
+            .realtime
+            .read()
+            .map_err(|_| ApiError::bad("query", "the realtime view is unavailable"))?;
+        Ok::<_, ApiError>(query::top_hashtags(batch.as_deref(), &realtime, range, n))
+    })();
+    record("top_hashtags", started, answer.is_ok());
+    match answer {
+        Ok(a) => Json(a).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn top_tweets(State(state): State<Arc<AppState>>, headers: HeaderMap, raw: Params) -> Response {
+    let started = Instant::now();
+    let answer = (|| {
+        authorize(&state, &headers)?;
+        let p = params(raw, &TOP_PARAMS)?;
+        let (range, n) = (range(&state, &p)?, n_param(&p)?);
+        let batch = state.batch();
+        let realtime = state
+            .realtime
+            .read()
+            .map_err(|_| ApiError::bad("query", "the realtime view is unavailable"))?;
+        Ok::<_, ApiError>(query::top_tweets(batch.as_deref(), &realtime, range, n))
+    })();
+    record("top_tweets", started, answer.is_ok());
+    match answer {
+        Ok(a) => Json(a).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn series(State(state): State<Arc<AppState>>, headers: HeaderMap, raw: Params) -> Response {
+    let started = Instant::now();
+    let answer = (|| {
+        authorize(&state, &headers)?;
+        let p = params(raw, &["from", "to", "last", "tags", "step"])?;
+        let range = range(&state, &p)?;
+        let tags: Vec<String> = p
+            .get("tags")
+            .map(|t| {
+                t.split(',')
+                    .filter_map(tweetlambda_core::normalize_hashtag)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if tags.len() > MAX_TAGS {
+            return Err(ApiError::bad("tags", format!("at most {MAX_TAGS} hashtags")));
+        }
+        let span = range.to_ms - range.from_ms;
+        let step = match p.get("step") {
+            Some(s) => parse_duration_ms(s)
+                .ok_or_else(|| ApiError::bad("step", format!("step: {s:?} is not a duration such as 1m or 1h")))?,
+            // About 120 points.
+            None => [60_000, 300_000, 900_000, 3_600_000, 21_600_000, 86_400_000]
+                .into_iter()
+                .find(|s| span / s <= 120)
+                .unwrap_or(86_400_000),
+        };
+        if span / step > MAX_POINTS {
+            return Err(ApiError::bad("step", format!("more than {MAX_POINTS} points; use a larger step")));
+        }
+        let batch = state.batch();
+        let realtime = state
+            .realtime
+            .read()
+            .map_err(|_| ApiError::bad("query", "the realtime view is unavailable"))?;
+        Ok::<_, ApiError>(query::series(batch.as_deref(), &realtime, range, step, &tags))
+    })();
+    record("series", started, answer.is_ok());
+    match answer {
+        Ok(a) => Json(a).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(e) = authorize(&state, &headers) {
+        return e.into_response();
+    }
+    let batch = state.batch();
+    let Ok(rt) = state.realtime.read() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let time = |ms: Option<i64>| {
+        ms.and_then(tweetlambda_core::time::from_millis)
+            .map(tweetlambda_core::format_rfc3339)
+    };
+    let boundary = batch.as_ref().map(|b| b.boundary_ms);
+    let first = rt.first_bucket_ms();
+    let hole = match (boundary, first) {
+        (Some(b), Some(f)) if f > b && batch.as_ref().is_some_and(|v| v.tweets_from_boundary > 0) => {
+            Some(json!({"from": time(Some(b)), "to": time(Some(f))}))
+        }
+        _ => None,
+    };
+    let body = json!({
+        "batch": batch.as_ref().map(|b| json!({
+            "version": b.version,
+            "boundary": time(Some(b.boundary_ms)),
+            "created_at": b.manifest.as_ref().map(|m| m.created_at.clone()),
+            "newest_event": time(Some(b.newest_event_ms)),
+            "tweets_from_boundary": b.tweets_from_boundary,
+        })),
+        "realtime": {
+            "caught_up": rt.caught_up,
+            "lag": rt.lag,
+            "topic_missing": rt.topic_missing,
+            "records": rt.records,
+            "bad_records": rt.bad_records,
+            "buckets": rt.buckets(),
+            "first_bucket": time(first),
+            "newest_event": time(rt.newest_bucket_end_ms()),
+        },
+        "holes": hole.into_iter().collect::<Vec<_>>(),
+    });
+    Json(body).into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(e) = authorize(&state, &headers) {
+        return e.into_response();
+    }
+    if let Some(b) = state.batch() {
+        metrics::gauge!("serving_batch_version").set(b.version as f64);
+        metrics::gauge!("serving_batch_boundary_ms").set(b.boundary_ms as f64);
+    }
+    if let Ok(rt) = state.realtime.read() {
+        metrics::gauge!("serving_realtime_lag").set(rt.lag as f64);
+        metrics::gauge!("serving_realtime_buckets").set(rt.buckets() as f64);
+    }
+    match &state.metrics {
+        Some(handle) => handle.render().into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics are disabled\n").into_response(),
+    }
+}
+
+async fn dashboard() -> Html<&'static str> {
+    Html(include_str!("dashboard.html"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_a_unit_and_a_positive_length() {
+        assert_eq!(parse_duration_ms("1h"), Some(3_600_000));
+        assert_eq!(parse_duration_ms("15m"), Some(900_000));
+        assert_eq!(parse_duration_ms("7d"), Some(604_800_000));
+        assert_eq!(parse_duration_ms("0m"), None);
+        assert_eq!(parse_duration_ms("10"), None);
+        assert_eq!(parse_duration_ms("1y"), None);
+        assert_eq!(parse_duration_ms("99999999999999999d"), None);
+    }
+}

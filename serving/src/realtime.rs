@@ -1,0 +1,273 @@
+//! The realtime view: the speed layer's per-bucket partials, materialised
+//! from its topic (`speed.view`, keyed, newest value wins) and rebuilt from
+//! the beginning of the topic on every start.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Deserialize;
+use tweetlambda_replayer::kafka::KafkaOptions;
+
+/// The speed layer's partial aggregates, per bucket.
+#[derive(Debug, Default, Clone)]
+pub struct RealtimeView {
+    /// Bucket start → hashtag → distinct tweets.
+    pub hashtags: BTreeMap<i64, HashMap<String, i64>>,
+    /// Bucket start → tweet id → score.
+    pub tweets: BTreeMap<i64, HashMap<u64, i64>>,
+    texts: HashMap<u64, String>,
+    /// Bucket size, for the end of the newest bucket.
+    pub bucket_ms: i64,
+    /// True once every message present at the last check was read.
+    pub caught_up: bool,
+    /// Messages of the topic not read yet (at the last check).
+    pub lag: i64,
+    /// Records applied.
+    pub records: u64,
+    /// Records that could not be read (logged, skipped).
+    pub bad_records: u64,
+    /// Set when the topic does not exist (the speed layer never ran).
+    pub topic_missing: bool,
+}
+
+#[derive(Deserialize)]
+struct TweetValue {
+    score: i64,
+    #[serde(default)]
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct HashtagValue {
+    count: i64,
+}
+
+impl RealtimeView {
+    /// An empty view of buckets of `bucket_ms`.
+    pub fn new(bucket_ms: i64) -> RealtimeView {
+        RealtimeView {
+            bucket_ms,
+            ..RealtimeView::default()
+        }
+    }
+
+    /// Sets a hashtag's count in a bucket (0 removes it).
+    pub fn apply_hashtag(&mut self, bucket: i64, tag: &str, count: i64) {
+        let tags = self.hashtags.entry(bucket).or_default();
+        if count == 0 {
+            tags.remove(tag);
+        } else {
+            tags.insert(tag.to_string(), count);
+        }
+    }
+
+    /// Sets a tweet's score in a bucket.
+    pub fn apply_tweet(&mut self, bucket: i64, id: u64, score: i64, text: &str) {
+        self.tweets.entry(bucket).or_default().insert(id, score);
+        if !text.is_empty() {
+            self.texts.entry(id).or_insert_with(|| text.to_string());
+        }
+    }
+
+    /// Applies one record of the view topic: key `hashtag/<ms>/<tag>` or
+    /// `tweet/<ms>/<id>`, value JSON.
+    pub fn apply_record(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), String> {
+        let key = std::str::from_utf8(key).map_err(|_| "key is not UTF-8".to_string())?;
+        let mut parts = key.splitn(3, '/');
+        let (Some(kind), Some(bucket), Some(name)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!("unexpected key {key:?}"));
+        };
+        let bucket: i64 = bucket
+            .parse()
+            .map_err(|_| format!("bucket of key {key:?} is not a number"))?;
+        let value = value.ok_or_else(|| format!("{key}: empty value"))?;
+        match kind {
+            "hashtag" => {
+                let v: HashtagValue =
+                    serde_json::from_slice(value).map_err(|e| format!("{key}: {e}"))?;
+                self.apply_hashtag(bucket, name, v.count);
+            }
+            "tweet" => {
+                let id: u64 = name
+                    .parse()
+                    .map_err(|_| format!("tweet id of key {key:?} is not a number"))?;
+                let v: TweetValue =
+                    serde_json::from_slice(value).map_err(|e| format!("{key}: {e}"))?;
+                self.apply_tweet(bucket, id, v.score, &v.text);
+            }
+            _ => return Err(format!("unexpected key {key:?}")),
+        }
+        self.records += 1;
+        Ok(())
+    }
+
+    /// The first bucket held, if any.
+    pub fn first_bucket_ms(&self) -> Option<i64> {
+        let h = self.hashtags.keys().next().copied();
+        let t = self.tweets.keys().next().copied();
+        match (h, t) {
+            (Some(h), Some(t)) => Some(h.min(t)),
+            (h, t) => h.or(t),
+        }
+    }
+
+    /// The end of the newest bucket held, if any.
+    pub fn newest_bucket_end_ms(&self) -> Option<i64> {
+        let h = self.hashtags.keys().next_back().copied();
+        let t = self.tweets.keys().next_back().copied();
+        let newest = match (h, t) {
+            (Some(h), Some(t)) => Some(h.max(t)),
+            (h, t) => h.or(t),
+        };
+        newest.map(|b| b + self.bucket_ms.max(1))
+    }
+
+    /// A tweet's text, if the view has it.
+    pub fn text(&self, id: u64) -> Option<&str> {
+        self.texts.get(&id).map(String::as_str)
+    }
+
+    /// Buckets held.
+    pub fn buckets(&self) -> usize {
+        self.hashtags.len().max(self.tweets.len())
+    }
+}
+
+/// Reads the view topic into `view` until `stop` is set: from the
+/// beginning, then following it. Runs on its own thread.
+pub fn follow(kafka: KafkaOptions, topic: String, view: Arc<RwLock<RealtimeView>>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        if let Err(e) = follow_once(&kafka, &topic, &view, &stop) {
+            tracing::warn!("realtime view: {e}; retrying in 2 s");
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+}
+
+fn follow_once(
+    kafka: &KafkaOptions,
+    topic: &str,
+    view: &RwLock<RealtimeView>,
+    stop: &AtomicBool,
+) -> Result<(), String> {
+    let consumer: BaseConsumer = kafka
+        .client_config()
+        .set("group.id", "tweetlambda-serve")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| format!("create the consumer: {e}"))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|e| format!("metadata of {topic}: {e}"))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        if let Ok(mut v) = view.write() {
+            v.topic_missing = true;
+            v.caught_up = true;
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        return Ok(());
+    }
+    let mut assignment = TopicPartitionList::new();
+    for p in &partitions {
+        assignment
+            .add_partition_offset(topic, *p, Offset::Beginning)
+            .map_err(|e| format!("assign: {e}"))?;
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|e| format!("assign: {e}"))?;
+    if let Ok(mut v) = view.write() {
+        v.topic_missing = false;
+        v.caught_up = false;
+    }
+    tracing::info!(topic, partitions = partitions.len(), "reading the realtime view");
+    let mut read: HashMap<i32, i64> = HashMap::new();
+    let mut last_check = Instant::now() - Duration::from_secs(10);
+    let mut pending: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        // Read what is there (up to a batch), then apply under one lock.
+        let mut wait = Duration::from_millis(100);
+        while pending.len() < 10_000 {
+            match consumer.poll(wait) {
+                Some(Ok(m)) => {
+                    read.insert(m.partition(), m.offset() + 1);
+                    pending.push((
+                        m.key().unwrap_or_default().to_vec(),
+                        m.payload().map(<[u8]>::to_vec),
+                    ));
+                    wait = Duration::ZERO;
+                }
+                Some(Err(e)) => return Err(format!("read {topic}: {e}")),
+                None => break,
+            }
+        }
+        if !pending.is_empty() {
+            let mut v = view.write().map_err(|_| "the view lock is poisoned".to_string())?;
+            for (key, value) in pending.drain(..) {
+                if let Err(e) = v.apply_record(&key, value.as_deref()) {
+                    v.bad_records += 1;
+                    tracing::warn!("realtime view record skipped: {e}");
+                }
+            }
+        }
+        if last_check.elapsed() >= Duration::from_secs(1) {
+            last_check = Instant::now();
+            let mut lag = 0;
+            for p in &partitions {
+                let (_, high) = consumer
+                    .fetch_watermarks(topic, *p, Duration::from_secs(5))
+                    .map_err(|e| format!("end offsets of {topic}: {e}"))?;
+                let position = read.get(p).copied().unwrap_or(0);
+                lag += (high - position).max(0);
+            }
+            if let Ok(mut v) = view.write() {
+                v.lag = lag;
+                v.caught_up = lag == 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_set_values_and_bad_ones_are_refused() {
+        let mut v = RealtimeView {
+            bucket_ms: 60_000,
+            ..RealtimeView::default()
+        };
+        v.apply_record(b"hashtag/60000/rust", Some(br#"{"kind":"hashtag","count":3}"#))
+            .expect("hashtag");
+        v.apply_record(b"hashtag/60000/rust", Some(br#"{"kind":"hashtag","count":5}"#))
+            .expect("newer value");
+        v.apply_record(
+            b"tweet/120000/42",
+            Some(br#"{"kind":"tweet","score":2,"text":"hi"}"#),
+        )
+        .expect("tweet");
+        assert_eq!(v.hashtags[&60_000]["rust"], 5);
+        assert_eq!(v.tweets[&120_000][&42], 2);
+        assert_eq!(v.text(42), Some("hi"));
+        assert_eq!(v.first_bucket_ms(), Some(60_000));
+        assert_eq!(v.newest_bucket_end_ms(), Some(180_000));
+        assert!(v.apply_record(b"tweet/x/42", Some(b"{}")).is_err());
+        assert!(v.apply_record(b"hashtag/60000/a", Some(b"not json")).is_err());
+        assert!(v.apply_record(b"other", None).is_err());
+        assert_eq!(v.records, 3);
+    }
+}
