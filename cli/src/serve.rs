@@ -56,7 +56,12 @@ pub struct QueryArgs {
     #[command(subcommand)]
     what: QueryKind,
     /// The server to ask.
-    #[arg(long, global = true, env = "TWEETLAMBDA_SERVER", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "TWEETLAMBDA_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
     server: String,
     /// Bearer token, if the server requires one.
     #[arg(long, global = true, env = "TWEETLAMBDA_TOKEN", hide_env_values = true)]
@@ -188,14 +193,28 @@ fn print_answer(what: &QueryKind, answer: &Value) {
         QueryKind::TopHashtags { .. } => {
             println!("{:>4}  {:<30} {:>10}", "rank", "hashtag", "count");
             for (i, item) in items.iter().enumerate() {
-                println!("{:>4}  #{:<29} {:>10}", i + 1, s(&item["hashtag"]), item["count"]);
+                println!(
+                    "{:>4}  #{:<29} {:>10}",
+                    i + 1,
+                    s(&item["hashtag"]),
+                    item["count"]
+                );
             }
         }
         QueryKind::TopTweets { .. } => {
             println!("{:>4}  {:>8}  {:<20}  text", "rank", "score", "tweet id");
             for (i, item) in items.iter().enumerate() {
-                let text: String = s(&item["text"]).replace('\n', " ").chars().take(80).collect();
-                println!("{:>4}  {:>8}  {:<20}  {text}", i + 1, item["score"], s(&item["tweet_id"]));
+                let text: String = s(&item["text"])
+                    .replace('\n', " ")
+                    .chars()
+                    .take(80)
+                    .collect();
+                println!(
+                    "{:>4}  {:>8}  {:<20}  {text}",
+                    i + 1,
+                    item["score"],
+                    s(&item["tweet_id"])
+                );
             }
         }
         QueryKind::Series { .. } => {
@@ -204,7 +223,8 @@ fn print_answer(what: &QueryKind, answer: &Value) {
             let names: Vec<String> = series.iter().map(|l| s(&l["hashtag"])).collect();
             println!("{:<22} {}", "bucket", names.join("  "));
             for (k, b) in buckets.iter().enumerate() {
-                let counts: Vec<String> = series.iter().map(|l| l["counts"][k].to_string()).collect();
+                let counts: Vec<String> =
+                    series.iter().map(|l| l["counts"][k].to_string()).collect();
                 println!("{:<22} {}", s(b), counts.join("  "));
             }
         }

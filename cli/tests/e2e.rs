@@ -8,5 +8,6 @@ mod e2e {
     pub mod helpers;
     mod load;
     mod replay;
+    mod serve;
     mod speed;
 }

@@ -100,8 +100,16 @@ impl BatchView {
         let context = |e: PolarsError| Error::Batch(format!("{}: {e}", path.display()));
         let buckets = df.column("bucket_start").map_err(context)?;
         let buckets = buckets.i64().map_err(context)?;
-        let tags = df.column("hashtag").map_err(context)?.str().map_err(context)?;
-        let counts = df.column("count").map_err(context)?.i64().map_err(context)?;
+        let tags = df
+            .column("hashtag")
+            .map_err(context)?
+            .str()
+            .map_err(context)?;
+        let counts = df
+            .column("count")
+            .map_err(context)?
+            .i64()
+            .map_err(context)?;
         let mut level = Level {
             size_ms,
             buckets: BTreeMap::new(),
@@ -129,8 +137,16 @@ impl BatchView {
         let context = |e: PolarsError| Error::Batch(format!("{}: {e}", path.display()));
         let buckets = df.column("bucket_start").map_err(context)?;
         let buckets = buckets.i64().map_err(context)?;
-        let ids = df.column("tweet_id").map_err(context)?.str().map_err(context)?;
-        let scores = df.column("score").map_err(context)?.i64().map_err(context)?;
+        let ids = df
+            .column("tweet_id")
+            .map_err(context)?
+            .str()
+            .map_err(context)?;
+        let scores = df
+            .column("score")
+            .map_err(context)?
+            .i64()
+            .map_err(context)?;
         let texts = df.column("text").map_err(context)?.str().map_err(context)?;
         self.tweets.size_ms = self.bucket_ms;
         for (((b, id), s), text) in buckets
@@ -202,10 +218,7 @@ fn visit<K>(
     while cursor < end {
         let level = levels
             .iter()
-            .find(|l| {
-                cursor.rem_euclid(l.size_ms) == 0
-                    && (cursor + l.size_ms).min(boundary) <= to
-            })
+            .find(|l| cursor.rem_euclid(l.size_ms) == 0 && (cursor + l.size_ms).min(boundary) <= to)
             .unwrap_or(base);
         if let Some(rows) = level.buckets.get(&cursor) {
             f(rows);

@@ -107,7 +107,10 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// Query parameters, checked: unknown or repeated ones are refused.
-fn params(raw: Params, allowed: &[&'static str]) -> Result<HashMap<&'static str, String>, ApiError> {
+fn params(
+    raw: Params,
+    allowed: &[&'static str],
+) -> Result<HashMap<&'static str, String>, ApiError> {
     let Query(pairs) = raw.map_err(|e| ApiError::bad("query", e.body_text()))?;
     let mut out = HashMap::new();
     for (k, v) in pairs {
@@ -142,9 +145,12 @@ pub fn parse_duration_ms(text: &str) -> Option<i64> {
 }
 
 fn time_param(p: &HashMap<&'static str, String>, name: &'static str) -> Result<i64, ApiError> {
-    let text = p
-        .get(name)
-        .ok_or_else(|| ApiError::bad(name, format!("{name} is required (RFC 3339), or give last=…")))?;
+    let text = p.get(name).ok_or_else(|| {
+        ApiError::bad(
+            name,
+            format!("{name} is required (RFC 3339), or give last=…"),
+        )
+    })?;
     tweetlambda_core::parse_event_time(text)
         .map(|t| t.timestamp_millis())
         .map_err(|e| ApiError::bad(name, format!("{name}: {e}")))
@@ -160,10 +166,16 @@ fn range(state: &AppState, p: &HashMap<&'static str, String>) -> Result<Range, A
     let bucket_ms = query::bucket_ms(batch.as_deref(), &realtime);
     let (from, to) = if let Some(last) = p.get("last") {
         if p.contains_key("from") || p.contains_key("to") {
-            return Err(ApiError::bad("last", "give either last or from/to, not both"));
+            return Err(ApiError::bad(
+                "last",
+                "give either last or from/to, not both",
+            ));
         }
         let span = parse_duration_ms(last).ok_or_else(|| {
-            ApiError::bad("last", format!("last: {last:?} is not a duration such as 15m, 1h or 7d"))
+            ApiError::bad(
+                "last",
+                format!("last: {last:?} is not a duration such as 15m, 1h or 7d"),
+            )
         })?;
         let end = query::newest_end_ms(batch.as_deref(), &realtime)
             .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
@@ -190,7 +202,9 @@ fn n_param(p: &HashMap<&'static str, String>) -> Result<usize, ApiError> {
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=MAX_N).contains(n))
-            .ok_or_else(|| ApiError::bad("n", format!("n must be a whole number from 1 to {MAX_N}"))),
+            .ok_or_else(|| {
+                ApiError::bad("n", format!("n must be a whole number from 1 to {MAX_N}"))
+            }),
     }
 }
 
@@ -204,7 +218,11 @@ fn record(endpoint: &'static str, started: Instant, ok: bool) {
 
 const TOP_PARAMS: [&str; 4] = ["from", "to", "last", "n"];
 
-async fn top_hashtags(State(state): State<Arc<AppState>>, headers: HeaderMap, raw: Params) -> Response {
+async fn top_hashtags(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    raw: Params,
+) -> Response {
     let started = Instant::now();
     let answer = (|| {
         authorize(&state, &headers)?;
@@ -224,7 +242,11 @@ async fn top_hashtags(State(state): State<Arc<AppState>>, headers: HeaderMap, ra
     }
 }
 
-async fn top_tweets(State(state): State<Arc<AppState>>, headers: HeaderMap, raw: Params) -> Response {
+async fn top_tweets(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    raw: Params,
+) -> Response {
     let started = Instant::now();
     let answer = (|| {
         authorize(&state, &headers)?;
@@ -259,12 +281,19 @@ async fn series(State(state): State<Arc<AppState>>, headers: HeaderMap, raw: Par
             })
             .unwrap_or_default();
         if tags.len() > MAX_TAGS {
-            return Err(ApiError::bad("tags", format!("at most {MAX_TAGS} hashtags")));
+            return Err(ApiError::bad(
+                "tags",
+                format!("at most {MAX_TAGS} hashtags"),
+            ));
         }
         let span = range.to_ms - range.from_ms;
         let step = match p.get("step") {
-            Some(s) => parse_duration_ms(s)
-                .ok_or_else(|| ApiError::bad("step", format!("step: {s:?} is not a duration such as 1m or 1h")))?,
+            Some(s) => parse_duration_ms(s).ok_or_else(|| {
+                ApiError::bad(
+                    "step",
+                    format!("step: {s:?} is not a duration such as 1m or 1h"),
+                )
+            })?,
             // About 120 points.
             None => [60_000, 300_000, 900_000, 3_600_000, 21_600_000, 86_400_000]
                 .into_iter()
@@ -272,14 +301,23 @@ async fn series(State(state): State<Arc<AppState>>, headers: HeaderMap, raw: Par
                 .unwrap_or(86_400_000),
         };
         if span / step > MAX_POINTS {
-            return Err(ApiError::bad("step", format!("more than {MAX_POINTS} points; use a larger step")));
+            return Err(ApiError::bad(
+                "step",
+                format!("more than {MAX_POINTS} points; use a larger step"),
+            ));
         }
         let batch = state.batch();
         let realtime = state
             .realtime
             .read()
             .map_err(|_| ApiError::bad("query", "the realtime view is unavailable"))?;
-        Ok::<_, ApiError>(query::series(batch.as_deref(), &realtime, range, step, &tags))
+        Ok::<_, ApiError>(query::series(
+            batch.as_deref(),
+            &realtime,
+            range,
+            step,
+            &tags,
+        ))
     })();
     record("series", started, answer.is_ok());
     match answer {
@@ -303,7 +341,9 @@ async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     let boundary = batch.as_ref().map(|b| b.boundary_ms);
     let first = rt.first_bucket_ms();
     let hole = match (boundary, first) {
-        (Some(b), Some(f)) if f > b && batch.as_ref().is_some_and(|v| v.tweets_from_boundary > 0) => {
+        (Some(b), Some(f))
+            if f > b && batch.as_ref().is_some_and(|v| v.tweets_from_boundary > 0) =>
+        {
             Some(json!({"from": time(Some(b)), "to": time(Some(f))}))
         }
         _ => None,

@@ -71,7 +71,11 @@ pub async fn run(config: ServeConfig, mut shutdown: watch::Receiver<bool>) -> Re
         .await
         .map_err(|e| Error::Config(format!("loading the batch views failed: {e}")))?;
     match &first {
-        Some(b) => tracing::info!(version = b.version, boundary_ms = b.boundary_ms, "batch views loaded"),
+        Some(b) => tracing::info!(
+            version = b.version,
+            boundary_ms = b.boundary_ms,
+            "batch views loaded"
+        ),
         None => tracing::warn!(views = %config.views.display(), "no batch version published yet"),
     }
     let realtime = Arc::new(RwLock::new(RealtimeView::new(config.bucket_ms)));
@@ -84,7 +88,11 @@ pub async fn run(config: ServeConfig, mut shutdown: watch::Receiver<bool>) -> Re
 
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
-        let (kafka, topic, stop) = (config.kafka.clone(), config.view_topic.clone(), stop.clone());
+        let (kafka, topic, stop) = (
+            config.kafka.clone(),
+            config.view_topic.clone(),
+            stop.clone(),
+        );
         std::thread::Builder::new()
             .name("realtime-view".into())
             .spawn(move || realtime::follow(kafka, topic, realtime, stop))
@@ -113,7 +121,11 @@ pub async fn run(config: ServeConfig, mut shutdown: watch::Receiver<bool>) -> Re
                 .ok()
                 .flatten();
                 if let Some(v) = newer {
-                    tracing::info!(version = v.version, boundary_ms = v.boundary_ms, "new batch version");
+                    tracing::info!(
+                        version = v.version,
+                        boundary_ms = v.boundary_ms,
+                        "new batch version"
+                    );
                     if let Ok(mut slot) = state.batch.write() {
                         *slot = Some(Arc::new(v));
                     }

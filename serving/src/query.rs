@@ -419,7 +419,11 @@ mod tests {
         // also holds minutes before B (with other counts): they must be ignored.
         let rows: Vec<(i64, &str, i64)> = (0..120).map(|m| (m * MIN, "a", 1)).collect();
         let batch = view_of(&rows, 2 * HOUR, MIN);
-        let rt = realtime(&[(HOUR, "a", 50), (2 * HOUR, "a", 7), (2 * HOUR + MIN, "b", 9)]);
+        let rt = realtime(&[
+            (HOUR, "a", 50),
+            (2 * HOUR, "a", 7),
+            (2 * HOUR + MIN, "b", 9),
+        ]);
         let all = Range {
             from_ms: 0,
             to_ms: 3 * HOUR,
@@ -434,7 +438,10 @@ mod tests {
             from_ms: 30 * MIN,
             to_ms: 90 * MIN,
         };
-        assert_eq!(counts(&top_hashtags(Some(&batch), &rt, before, 10)), vec![("a".into(), 60)]);
+        assert_eq!(
+            counts(&top_hashtags(Some(&batch), &rt, before, 10)),
+            vec![("a".into(), 60)]
+        );
         let after = Range {
             from_ms: 2 * HOUR,
             to_ms: 3 * HOUR,
@@ -453,7 +460,12 @@ mod tests {
         let b = (24 * 60 + 90) * MIN + 17 * MIN;
         let batch = view_of(&rows, b, MIN);
         let rt = realtime(&[]);
-        for (from, to) in [(0, 3 * 24 * 60), (13, 24 * 60 + 200), (60, 24 * 60), (24 * 60, 2 * 24 * 60)] {
+        for (from, to) in [
+            (0, 3 * 24 * 60),
+            (13, 24 * 60 + 200),
+            (60, 24 * 60),
+            (24 * 60, 2 * 24 * 60),
+        ] {
             let range = Range {
                 from_ms: from * MIN,
                 to_ms: to * MIN,
@@ -467,8 +479,10 @@ mod tests {
             let got: HashMap<String, i64> = counts(&top_hashtags(Some(&batch), &rt, range, 10))
                 .into_iter()
                 .collect();
-            let expected: HashMap<String, i64> =
-                expected.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            let expected: HashMap<String, i64> = expected
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
             assert_eq!(got, expected, "range {from}..{to} min");
         }
     }
@@ -486,7 +500,11 @@ mod tests {
         };
         let a = top_hashtags(Some(&batch), &rt, range, 10);
         assert!(a.partial);
-        assert!(a.warnings.iter().any(|w| w.starts_with("hole")), "{:?}", a.warnings);
+        assert!(
+            a.warnings.iter().any(|w| w.starts_with("hole")),
+            "{:?}",
+            a.warnings
+        );
         // Entirely before B: no hole in it.
         let early = Range {
             from_ms: 0,

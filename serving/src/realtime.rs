@@ -141,7 +141,12 @@ impl RealtimeView {
 
 /// Reads the view topic into `view` until `stop` is set: from the
 /// beginning, then following it. Runs on its own thread.
-pub fn follow(kafka: KafkaOptions, topic: String, view: Arc<RwLock<RealtimeView>>, stop: Arc<AtomicBool>) {
+pub fn follow(
+    kafka: KafkaOptions,
+    topic: String,
+    view: Arc<RwLock<RealtimeView>>,
+    stop: Arc<AtomicBool>,
+) {
     while !stop.load(Ordering::Relaxed) {
         if let Err(e) = follow_once(&kafka, &topic, &view, &stop) {
             tracing::warn!("realtime view: {e}; retrying in 2 s");
@@ -192,7 +197,11 @@ fn follow_once(
         v.topic_missing = false;
         v.caught_up = false;
     }
-    tracing::info!(topic, partitions = partitions.len(), "reading the realtime view");
+    tracing::info!(
+        topic,
+        partitions = partitions.len(),
+        "reading the realtime view"
+    );
     let mut read: HashMap<i32, i64> = HashMap::new();
     let mut last_check = Instant::now() - Duration::from_secs(10);
     let mut pending: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
@@ -214,7 +223,9 @@ fn follow_once(
             }
         }
         if !pending.is_empty() {
-            let mut v = view.write().map_err(|_| "the view lock is poisoned".to_string())?;
+            let mut v = view
+                .write()
+                .map_err(|_| "the view lock is poisoned".to_string())?;
             for (key, value) in pending.drain(..) {
                 if let Err(e) = v.apply_record(&key, value.as_deref()) {
                     v.bad_records += 1;
@@ -251,10 +262,16 @@ mod tests {
             bucket_ms: 60_000,
             ..RealtimeView::default()
         };
-        v.apply_record(b"hashtag/60000/rust", Some(br#"{"kind":"hashtag","count":3}"#))
-            .expect("hashtag");
-        v.apply_record(b"hashtag/60000/rust", Some(br#"{"kind":"hashtag","count":5}"#))
-            .expect("newer value");
+        v.apply_record(
+            b"hashtag/60000/rust",
+            Some(br#"{"kind":"hashtag","count":3}"#),
+        )
+        .expect("hashtag");
+        v.apply_record(
+            b"hashtag/60000/rust",
+            Some(br#"{"kind":"hashtag","count":5}"#),
+        )
+        .expect("newer value");
         v.apply_record(
             b"tweet/120000/42",
             Some(br#"{"kind":"tweet","score":2,"text":"hi"}"#),
@@ -266,7 +283,9 @@ mod tests {
         assert_eq!(v.first_bucket_ms(), Some(60_000));
         assert_eq!(v.newest_bucket_end_ms(), Some(180_000));
         assert!(v.apply_record(b"tweet/x/42", Some(b"{}")).is_err());
-        assert!(v.apply_record(b"hashtag/60000/a", Some(b"not json")).is_err());
+        assert!(v
+            .apply_record(b"hashtag/60000/a", Some(b"not json"))
+            .is_err());
         assert!(v.apply_record(b"other", None).is_err());
         assert_eq!(v.records, 3);
     }
