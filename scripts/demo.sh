@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The demo (README, "Quick start"): starts the local services, loads the seed
-# MySQL dump as a user would (`mariadb DB < dump.sql`), replays it into Kafka
-# shows what the topics hold, and runs the speed layer over it. Each run starts from an empty demo database
-# and empty demo topics.
+# MySQL dump as a user would (`mariadb DB < dump.sql`), replays it into Kafka,
+# shows what the topics hold, runs the speed layer, the archive and the batch
+# job over it, and ends with the serving layer running (dashboard and API on
+# 127.0.0.1:8080; TWEETLAMBDA_LISTEN to change it). Each run starts from an
+# empty demo database and empty demo topics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tweetlambda/target}"
@@ -52,11 +54,24 @@ find "$MASTER" -name '*.parquet' | sort | sed "s|$MASTER/|  |"
 step "batch: the views recomputed from the master dataset (the cron job)"
 VIEWS="$TL_HOME/demo/views"
 rm -rf "$VIEWS"
-# The replay is finished, so the batch may cover every bucket (--complete);
-# from cron, the boundary follows the archive instead.
-"$TL" batch --master "$MASTER" --views "$VIEWS" --complete --show-top 10
+# B follows the archive: the last bucket stays with the speed layer.
+"$TL" batch --master "$MASTER" --views "$VIEWS" --show-top 5
 echo "manifest: $VIEWS/manifest.json"
+
+step "serving layer: batch views before B merged with the speed layer's realtime view"
+LISTEN="${TWEETLAMBDA_LISTEN:-127.0.0.1:8080}"
+SERVE_LOG="$TL_HOME/demo/logs/serve.log"
+pkill -f "tweetlambda serve --brokers $TWEETLAMBDA_BROKERS" 2>/dev/null || true
+setsid -f "$TL" serve --brokers "$TWEETLAMBDA_BROKERS" --views "$VIEWS" --listen "$LISTEN" >"$SERVE_LOG" 2>&1
+for _ in $(seq 1 100); do
+  curl -sf "http://$LISTEN/api/status" | grep -q '"caught_up":true' && break
+  sleep 0.2
+done
+"$TL" query --server "http://$LISTEN" top-hashtags --last 10m -n 10
+echo
+"$TL" query --server "http://$LISTEN" top-tweets --last 10m -n 3
 
 step "done"
 echo "MySQL: $TWEETLAMBDA_MYSQL_URL/$DB   Kafka: $TWEETLAMBDA_BROKERS"
-echo "Stop the services with: scripts/services.sh --profile demo down"
+echo "Dashboard: http://$LISTEN/   API: http://$LISTEN/api/top/hashtags?last=10m   (server log: $SERVE_LOG)"
+echo "Stop the server with: pkill -f 'tweetlambda serve'; the services with: scripts/services.sh --profile demo down"

@@ -63,11 +63,12 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 }
 
 install_mariadb() {
-  if command -v mariadbd >/dev/null && command -v mariadb >/dev/null; then return; fi
-  log "installing mariadb-server (Debian package)"
+  # curl: the demo and the tests ask the serving layer's HTTP API with it.
+  if command -v mariadbd >/dev/null && command -v mariadb >/dev/null && command -v curl >/dev/null; then return; fi
+  log "installing mariadb-server and curl (Debian packages)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  apt-get install -y -qq mariadb-server mariadb-client >/dev/null
+  apt-get install -y -qq mariadb-server mariadb-client curl >/dev/null
 }
 
 install_tansu() {

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Benchmark: the serving layer's top-10 queries under load, beside DuckDB.
+#
+#   bench/serve.sh [TWEETS]        (default 3000000)
+#
+# Writes TWEETS synthetic tweets spread over 30 days into a master dataset
+# once, runs the batch job over it, starts `tweetlambda serve` (release
+# build) and loads it with wrk (Debian package) on 127.0.0.1: top-10
+# hashtags and top-10 tweets over the last 1 hour, 1 day and 30 days. The
+# same top-10s answered by DuckDB over the batch Parquet (one query at a
+# time) are measured beside it (bench/serve_duckdb.py). Writes the figures
+# to BENCHMARKS.md between the `serve` markers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tweetlambda/target}"
+TL_HOME="${TL_HOME:-$HOME/.cache/tweetlambda}"
+N="${1:-3000000}"
+MASTER="$TL_HOME/bench/master-30d-$N"
+VIEWS="$TL_HOME/bench/views-30d-$N"
+PORT=28080
+SECONDS_PER_RUN=10
+
+cargo build --release --locked -p tweetlambda >&2
+TL="$CARGO_TARGET_DIR/release/tweetlambda"
+command -v wrk >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+VENV="$TL_HOME/venv"
+[[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install -q duckdb >&2
+
+# 30 days of event time: TWEETS / (30 * 86400) tweets per second.
+if [[ ! -f "$MASTER/.complete" ]]; then
+  rm -rf "$MASTER"
+  rate=$(python3 -c "print($N / (30 * 86400))")
+  "$TL" generate --master "$MASTER" --tweets "$N" --rate "$rate" --start 2021-08-01T00:00:00Z >&2
+  touch "$MASTER/.complete"
+fi
+rm -rf "$VIEWS"
+"$TL" batch --master "$MASTER" --views "$VIEWS" --complete >&2
+
+# No broker is needed: the realtime view is empty (a topic that does not
+# exist), so every answer comes from the batch views — the expensive side.
+"$TL" serve --brokers 127.0.0.1:1 --view-topic none --views "$VIEWS" --listen "127.0.0.1:$PORT" >/dev/null 2>"$TL_HOME/bench/serve.log" &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 600); do
+  curl -sf "http://127.0.0.1:$PORT/api/status" >/dev/null && break
+  sleep 0.5
+done
+rss_mib=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$server/status")
+
+rows=()
+for what in hashtags tweets; do
+  for last in 1h 1d 30d; do
+    url="http://127.0.0.1:$PORT/api/top/$what?n=10&last=$last"
+    curl -sf "$url" >/dev/null
+    out=$(wrk -t2 -c16 -d"${SECONDS_PER_RUN}s" --latency "$url")
+    qps=$(awk '/Requests\/sec/ {print int($2)}' <<<"$out")
+    p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+    p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+    errors=$(grep -c "Non-2xx\|Socket errors" <<<"$out" || true)
+    rows+=("| top-10 $what, last $last | $qps | $p50 | $p99 | $errors |")
+  done
+done
+kill $server 2>/dev/null || true
+
+duck=$("$VENV/bin/python" bench/serve_duckdb.py "$VIEWS")
+
+table=$(
+  echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, by \`bench/serve.sh $N\`."
+  echo "$N synthetic tweets over 30 days of event time, batch views only (no realtime part), server RSS $rss_mib MiB after loading."
+  echo "wrk: 2 threads, 16 connections, ${SECONDS_PER_RUN} s per line, on the same machine as the server."
+  echo
+  echo "| query (tweetlambda serve) | queries/s | p50 | p99 | error lines |"
+  echo "|---|---:|---:|---:|---:|"
+  printf '%s\n' "${rows[@]}"
+  echo
+  echo "$duck"
+)
+python3 - "$table" <<'PY'
+import pathlib, re, sys
+path = pathlib.Path("BENCHMARKS.md")
+text = path.read_text()
+block = "<!-- serve:start -->\n" + sys.argv[1] + "\n<!-- serve:end -->"
+if "<!-- serve:start -->" not in text:
+    text += "\n## Serving: top-N queries\n\n" + block + "\n"
+text = re.sub(r"<!-- serve:start -->.*?<!-- serve:end -->", lambda _: block, text, flags=re.S)
+path.write_text(text)
+PY
+echo "$table"
