@@ -63,12 +63,14 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 }
 
 install_mariadb() {
-  # curl: the demo and the tests ask the serving layer's HTTP API with it.
-  if command -v mariadbd >/dev/null && command -v mariadb >/dev/null && command -v curl >/dev/null; then return; fi
-  log "installing mariadb-server and curl (Debian packages)"
+  # curl: the demo and the tests ask the serving layer's HTTP API with it;
+  # chromium: the tests load the dashboard in it, headless.
+  if command -v mariadbd >/dev/null && command -v mariadb >/dev/null \
+    && command -v curl >/dev/null && command -v chromium >/dev/null; then return; fi
+  log "installing mariadb-server, curl and chromium (Debian packages)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  apt-get install -y -qq mariadb-server mariadb-client curl >/dev/null
+  apt-get install -y -qq mariadb-server mariadb-client curl chromium >/dev/null
 }
 
 install_tansu() {

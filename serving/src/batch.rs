@@ -37,10 +37,15 @@ pub struct BatchView {
     pub newest_event_ms: i64,
     /// The manifest, for `/api/status`.
     pub manifest: Option<Manifest>,
+    /// Hashtags by dense index, and back.
     tags: Vec<String>,
+    tag_index: HashMap<String, u32>,
     /// Largest level first; the last is the bucket level.
     hashtag_levels: Vec<Level<u32>>,
-    tweets: Level<u64>,
+    /// Tweet ids by dense index (sums go into arrays, not hash maps).
+    tweet_ids: Vec<u64>,
+    tweet_index: HashMap<u64, u32>,
+    tweets: Level<u32>,
     texts: HashMap<u64, String>,
 }
 
@@ -85,6 +90,7 @@ impl BatchView {
             let level = view.read_hashtags(&file(name)?, size, &mut ids)?;
             view.hashtag_levels.push(level);
         }
+        view.tag_index = ids;
         view.read_tweets(&file("tweet_scores")?)?;
         view.manifest = Some(m);
         Ok(Some(view))
@@ -159,7 +165,16 @@ impl BatchView {
             else {
                 continue;
             };
-            self.tweets.buckets.entry(b).or_default().push((id, s));
+            let index = match self.tweet_index.get(&id) {
+                Some(i) => *i,
+                None => {
+                    let i = self.tweet_ids.len() as u32;
+                    self.tweet_ids.push(id);
+                    self.tweet_index.insert(id, i);
+                    i
+                }
+            };
+            self.tweets.buckets.entry(b).or_default().push((index, s));
             if let Some(text) = text.filter(|t| !t.is_empty()) {
                 self.texts.entry(id).or_insert_with(|| text.to_string());
             }
@@ -179,8 +194,34 @@ impl BatchView {
         });
     }
 
-    /// Calls `f` with every (tweet, score) row of `[from, to)` before B.
-    pub fn sum_tweets(&self, from: i64, to: i64, mut f: impl FnMut(u64, i64)) {
+    /// Counts of `[from, to)` before B, indexed by hashtag index (see
+    /// [`BatchView::tag`]).
+    pub fn hashtag_counts(&self, from: i64, to: i64) -> Vec<i64> {
+        let mut sums = vec![0i64; self.tags.len()];
+        visit(&self.hashtag_levels, self.boundary_ms, from, to, |rows| {
+            for (id, c) in rows {
+                if let Some(s) = sums.get_mut(*id as usize) {
+                    *s += c;
+                }
+            }
+        });
+        sums
+    }
+
+    /// The hashtag of an index.
+    pub fn tag(&self, index: usize) -> &str {
+        self.tags.get(index).map_or("", String::as_str)
+    }
+
+    /// The index of a hashtag, if the views have it.
+    pub fn tag_index(&self, tag: &str) -> Option<usize> {
+        self.tag_index.get(tag).map(|i| *i as usize)
+    }
+
+    /// Scores of `[from, to)` before B, indexed by tweet index (see
+    /// [`BatchView::tweet_id`]).
+    pub fn tweet_scores(&self, from: i64, to: i64) -> Vec<i64> {
+        let mut sums = vec![0i64; self.tweet_ids.len()];
         visit(
             std::slice::from_ref(&self.tweets),
             self.boundary_ms,
@@ -188,10 +229,23 @@ impl BatchView {
             to,
             |rows| {
                 for (id, s) in rows {
-                    f(*id, *s);
+                    if let Some(sum) = sums.get_mut(*id as usize) {
+                        *sum += s;
+                    }
                 }
             },
         );
+        sums
+    }
+
+    /// The tweet id of an index.
+    pub fn tweet_id(&self, index: usize) -> u64 {
+        self.tweet_ids.get(index).copied().unwrap_or(0)
+    }
+
+    /// The index of a tweet id, if the views have it.
+    pub fn tweet_index(&self, id: u64) -> Option<usize> {
+        self.tweet_index.get(&id).map(|i| *i as usize)
     }
 
     /// A tweet's text, if the views have it.
@@ -287,6 +341,7 @@ pub(crate) mod tests {
             }
             view.hashtag_levels.push(level);
         }
+        view.tag_index = ids;
         view.tweets.size_ms = bucket_ms;
         view
     }

@@ -214,16 +214,30 @@ fn answer<T>(
     }
 }
 
-/// Orders by value descending, then key ascending, and keeps `n`.
-fn rank<K: Ord + Copy>(mut items: Vec<(K, i64)>, n: usize) -> Vec<(K, i64)> {
-    items.retain(|(_, v)| *v > 0);
-    let cmp = |a: &(K, i64), b: &(K, i64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0));
-    if items.len() > n {
-        items.select_nth_unstable_by(n, cmp);
-        items.truncate(n);
+/// The `n` best of `items` (value descending, then key ascending); zeros
+/// are left out. A bounded heap: one pass, memory for `n` items.
+fn rank<K: Ord>(items: impl Iterator<Item = (K, i64)>, n: usize) -> Vec<(K, i64)> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    // Greater = better: higher value, then smaller key.
+    let mut heap: BinaryHeap<Reverse<(i64, Reverse<K>)>> = BinaryHeap::with_capacity(n + 1);
+    for (key, value) in items {
+        if value <= 0 || n == 0 {
+            continue;
+        }
+        let entry = Reverse((value, Reverse(key)));
+        if heap.len() < n {
+            heap.push(entry);
+        } else if heap.peek().is_some_and(|worst| entry < *worst) {
+            heap.pop();
+            heap.push(entry);
+        }
     }
-    items.sort_by(cmp);
-    items
+    // Ascending order of Reverse(entry) is best first.
+    heap.into_sorted_vec()
+        .into_iter()
+        .map(|Reverse((value, Reverse(key)))| (key, value))
+        .collect()
 }
 
 /// The top `n` hashtags over `range`.
@@ -234,18 +248,27 @@ pub fn top_hashtags(
     n: usize,
 ) -> TopAnswer<HashtagItem> {
     let plan = plan(batch, realtime, range);
-    let mut counts: HashMap<&str, i64> = HashMap::new();
-    if let (Some(b), Some((from, to))) = (batch, plan.batch) {
-        b.sum_hashtags(from, to, |tag, c| *counts.entry(tag).or_default() += c);
-    }
+    // Batch counts in an array by hashtag index; realtime hashtags the
+    // batch views do not know in a map beside it.
+    let mut dense = match (batch, plan.batch) {
+        (Some(b), Some((from, to))) => b.hashtag_counts(from, to),
+        _ => Vec::new(),
+    };
+    let mut extra: HashMap<&str, i64> = HashMap::new();
     if let Some((from, to)) = plan.realtime {
         for (_, tags) in realtime.hashtags.range(from..to) {
             for (tag, c) in tags {
-                *counts.entry(tag.as_str()).or_default() += c;
+                match batch.and_then(|b| b.tag_index(tag)) {
+                    Some(i) if i < dense.len() => dense[i] += c,
+                    _ => *extra.entry(tag.as_str()).or_default() += c,
+                }
             }
         }
     }
-    let items = rank(counts.into_iter().collect(), n)
+    let from_batch = batch
+        .into_iter()
+        .flat_map(|b| dense.iter().enumerate().map(move |(i, c)| (b.tag(i), *c)));
+    let items = rank(from_batch.chain(extra), n)
         .into_iter()
         .map(|(hashtag, count)| HashtagItem {
             hashtag: hashtag.to_string(),
@@ -264,18 +287,28 @@ pub fn top_tweets(
     n: usize,
 ) -> TopAnswer<TweetItem> {
     let plan = plan(batch, realtime, range);
-    let mut scores: HashMap<u64, i64> = HashMap::new();
-    if let (Some(b), Some((from, to))) = (batch, plan.batch) {
-        b.sum_tweets(from, to, |id, s| *scores.entry(id).or_default() += s);
-    }
+    let mut dense = match (batch, plan.batch) {
+        (Some(b), Some((from, to))) => b.tweet_scores(from, to),
+        _ => Vec::new(),
+    };
+    let mut extra: HashMap<u64, i64> = HashMap::new();
     if let Some((from, to)) = plan.realtime {
         for (_, tweets) in realtime.tweets.range(from..to) {
             for (id, s) in tweets {
-                *scores.entry(*id).or_default() += s;
+                match batch.and_then(|b| b.tweet_index(*id)) {
+                    Some(i) if i < dense.len() => dense[i] += s,
+                    _ => *extra.entry(*id).or_default() += s,
+                }
             }
         }
     }
-    let items = rank(scores.into_iter().collect(), n)
+    let from_batch = batch.into_iter().flat_map(|b| {
+        dense
+            .iter()
+            .enumerate()
+            .map(move |(i, s)| (b.tweet_id(i), *s))
+    });
+    let items = rank(from_batch.chain(extra), n)
         .into_iter()
         .map(|(id, score)| TweetItem {
             tweet_id: id.to_string(),
@@ -393,6 +426,21 @@ mod tests {
             .iter()
             .map(|i| (i.hashtag.clone(), i.count))
             .collect()
+    }
+
+    #[test]
+    fn ranking_keeps_the_best_with_ties_by_key() {
+        let items = vec![("b", 2), ("a", 2), ("c", 5), ("d", 1), ("e", 0)];
+        assert_eq!(
+            rank(items.clone().into_iter(), 3),
+            vec![("c", 5), ("a", 2), ("b", 2)]
+        );
+        assert_eq!(
+            rank(items.clone().into_iter(), 10).len(),
+            4,
+            "zeros are left out"
+        );
+        assert!(rank(items.into_iter(), 0).is_empty());
     }
 
     #[test]

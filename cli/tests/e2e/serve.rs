@@ -281,8 +281,43 @@ async fn merged_answers_equal_an_exact_recomputation_whatever_the_boundary() {
     let expected = exact_top(&exact.hashtags, newest_end - 5 * MIN, newest_end);
     assert_eq!(got["items"][0]["hashtag"], expected[0].0.as_str());
 
+    assert_dashboard_shows(
+        &server,
+        &exact_top(&exact.hashtags, newest_end - 60 * MIN, newest_end)[0].0,
+    );
+
     let _ = std::fs::remove_dir_all(&master);
     let _ = std::fs::remove_dir_all(&views);
+}
+
+/// The dashboard in headless Chromium: it loads, its script draws the top
+/// hashtag of the last hour (its default range), and logs no error.
+fn assert_dashboard_shows(server: &Server, top_hashtag: &str) {
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            &format!("{}/", server.url),
+        ])
+        .output()
+        .expect("chromium (scripts/services.sh installs it)");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        dom.contains(&format!(">#{top_hashtag}<")),
+        "top hashtag #{top_hashtag} not drawn:\n{dom}"
+    );
+    assert!(dom.contains("batch version 2"), "status not shown:\n{dom}");
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught"))
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
 }
 
 #[tokio::test]
