@@ -46,6 +46,7 @@ for _ in $(seq 1 600); do
   curl -sf "http://127.0.0.1:$PORT/api/status" >/dev/null && break
   sleep 0.5
 done
+span_days=$(python3 -c "import json; m = json.load(open('$VIEWS/manifest.json')); print(round((m['boundary_ms'] - 1627776000000) / 86400000, 1))")
 rss_mib=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$server/status")
 
 rows=()
@@ -67,7 +68,7 @@ duck=$("$VENV/bin/python" bench/serve_duckdb.py "$VIEWS")
 
 table=$(
   echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, by \`bench/serve.sh $N\`."
-  echo "$N synthetic tweets over 30 days of event time, batch views only (no realtime part), server RSS $rss_mib MiB after loading."
+  echo "$N synthetic tweets from 2021-08-01 over $span_days days of event time (generated at TWEETS / 30 days per second; the bursts shorten the span), batch views only (no realtime part), server RSS $rss_mib MiB after loading."
   echo "wrk: 2 threads, 16 connections, ${SECONDS_PER_RUN} s per line, on the same machine as the server."
   echo
   echo "| query (tweetlambda serve) | queries/s | p50 | p99 | error lines |"

@@ -218,24 +218,25 @@ impl BatchView {
         self.tag_index.get(tag).map(|i| *i as usize)
     }
 
-    /// Scores of `[from, to)` before B, indexed by tweet index (see
-    /// [`BatchView::tweet_id`]).
-    pub fn tweet_scores(&self, from: i64, to: i64) -> Vec<i64> {
-        let mut sums = vec![0i64; self.tweet_ids.len()];
+    /// Calls `f` with every (tweet index, score) row of `[from, to)` before
+    /// B (see [`BatchView::tweet_id`]).
+    pub fn sum_tweets(&self, from: i64, to: i64, mut f: impl FnMut(usize, i64)) {
         visit(
             std::slice::from_ref(&self.tweets),
             self.boundary_ms,
             from,
             to,
             |rows| {
-                for (id, s) in rows {
-                    if let Some(sum) = sums.get_mut(*id as usize) {
-                        *sum += s;
-                    }
+                for (index, s) in rows {
+                    f(*index as usize, *s);
                 }
             },
         );
-        sums
+    }
+
+    /// Number of distinct tweets in the views.
+    pub fn tweet_count(&self) -> usize {
+        self.tweet_ids.len()
     }
 
     /// The tweet id of an index.
@@ -344,5 +345,21 @@ pub(crate) mod tests {
         view.tag_index = ids;
         view.tweets.size_ms = bucket_ms;
         view
+    }
+
+    /// Adds (bucket, tweet id, score) rows `< B` to a test view.
+    pub(crate) fn add_tweets(view: &mut BatchView, rows: &[(i64, u64, i64)]) {
+        for (b, id, score) in rows.iter().filter(|r| r.0 < view.boundary_ms) {
+            let next = view.tweet_ids.len() as u32;
+            let index = *view.tweet_index.entry(*id).or_insert(next);
+            if index == next {
+                view.tweet_ids.push(*id);
+            }
+            view.tweets
+                .buckets
+                .entry(*b)
+                .or_default()
+                .push((index, *score));
+        }
     }
 }

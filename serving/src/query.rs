@@ -279,6 +279,9 @@ pub fn top_hashtags(
     answer(batch, range, bucket_ms, plan, items)
 }
 
+/// Batch parts longer than this sum tweet scores into an array.
+const DENSE_FROM_MS: i64 = 86_400_000;
+
 /// The top `n` tweets over `range`.
 pub fn top_tweets(
     batch: Option<&BatchView>,
@@ -287,26 +290,38 @@ pub fn top_tweets(
     n: usize,
 ) -> TopAnswer<TweetItem> {
     let plan = plan(batch, realtime, range);
-    let mut dense = match (batch, plan.batch) {
-        (Some(b), Some((from, to))) => b.tweet_scores(from, to),
-        _ => Vec::new(),
-    };
+    // Sums by tweet index: in a map for short ranges (few tweets), in an
+    // array over every tweet of the views for long ones.
+    let mut sparse: HashMap<usize, i64> = HashMap::new();
+    let mut dense: Vec<i64> = Vec::new();
+    if let (Some(b), Some((from, to))) = (batch, plan.batch) {
+        if to - from <= DENSE_FROM_MS {
+            b.sum_tweets(from, to, |i, s| *sparse.entry(i).or_default() += s);
+        } else {
+            dense = vec![0; b.tweet_count()];
+            b.sum_tweets(from, to, |i, s| {
+                if let Some(sum) = dense.get_mut(i) {
+                    *sum += s;
+                }
+            });
+        }
+    }
     let mut extra: HashMap<u64, i64> = HashMap::new();
     if let Some((from, to)) = plan.realtime {
         for (_, tweets) in realtime.tweets.range(from..to) {
             for (id, s) in tweets {
                 match batch.and_then(|b| b.tweet_index(*id)) {
                     Some(i) if i < dense.len() => dense[i] += s,
-                    _ => *extra.entry(*id).or_default() += s,
+                    Some(i) => *sparse.entry(i).or_default() += s,
+                    None => *extra.entry(*id).or_default() += s,
                 }
             }
         }
     }
     let from_batch = batch.into_iter().flat_map(|b| {
-        dense
-            .iter()
-            .enumerate()
-            .map(move |(i, s)| (b.tweet_id(i), *s))
+        let dense = dense.iter().enumerate().map(|(i, s)| (i, *s));
+        let sparse = sparse.iter().map(|(i, s)| (*i, *s));
+        dense.chain(sparse).map(move |(i, s)| (b.tweet_id(i), s))
     });
     let items = rank(from_batch.chain(extra), n)
         .into_iter()
@@ -406,7 +421,7 @@ pub fn newest_end_ms(batch: Option<&BatchView>, realtime: &RealtimeView) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::tests::view_of;
+    use crate::batch::tests::{add_tweets, view_of};
 
     const MIN: i64 = 60_000;
     const HOUR: i64 = 3_600_000;
@@ -532,6 +547,60 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v))
                 .collect();
             assert_eq!(got, expected, "range {from}..{to} min");
+        }
+    }
+
+    #[test]
+    fn top_tweets_sum_batch_and_realtime_over_short_and_long_ranges() {
+        // Tweets over three days; B at the start of day 3.
+        let day = 24 * HOUR;
+        let rows: Vec<(i64, u64, i64)> = (0..3 * 24 * 60)
+            .map(|m| (m * MIN, (m % 97) as u64 + 1, 1 + m % 7))
+            .collect();
+        let mut batch = view_of(&[], 2 * day, MIN);
+        add_tweets(&mut batch, &rows);
+        let mut rt = realtime(&[]);
+        for (b, id, s) in rows.iter().filter(|r| r.0 >= 2 * day) {
+            let prev = rt
+                .tweets
+                .get(b)
+                .and_then(|m| m.get(id))
+                .copied()
+                .unwrap_or(0);
+            rt.apply_tweet(*b, *id, prev + s, "");
+        }
+        rt.apply_tweet(2 * day + MIN, 5000, 100_000, "only realtime");
+        for (from, to) in [
+            (0, 3 * day),
+            (day - 7 * MIN, day + 3 * HOUR),
+            (2 * day - HOUR, 2 * day + HOUR),
+        ] {
+            let mut expected: HashMap<u64, i64> = HashMap::new();
+            for (b, id, s) in &rows {
+                if *b >= from && *b < to {
+                    *expected.entry(*id).or_default() += s;
+                }
+            }
+            if (from..to).contains(&(2 * day + MIN)) {
+                expected.insert(5000, 100_000);
+            }
+            let mut expected: Vec<(u64, i64)> = expected.into_iter().collect();
+            expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            expected.truncate(5);
+            let got: Vec<(u64, i64)> = top_tweets(
+                Some(&batch),
+                &rt,
+                Range {
+                    from_ms: from,
+                    to_ms: to,
+                },
+                5,
+            )
+            .items
+            .iter()
+            .map(|t| (t.tweet_id.parse().expect("id"), t.score))
+            .collect();
+            assert_eq!(got, expected, "range {from}..{to}");
         }
     }
 
