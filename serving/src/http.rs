@@ -218,28 +218,41 @@ fn record(endpoint: &'static str, started: Instant, ok: bool) {
 
 const TOP_PARAMS: [&str; 4] = ["from", "to", "last", "n"];
 
-async fn top_hashtags(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+/// A top-N answer: both views, as they are at the start of the query.
+type TopFn<T> = fn(Option<&BatchView>, &RealtimeView, Range, usize) -> query::TopAnswer<T>;
+
+fn top<T: serde::Serialize>(
+    endpoint: &'static str,
+    state: &AppState,
+    headers: &HeaderMap,
     raw: Params,
+    answer: TopFn<T>,
 ) -> Response {
     let started = Instant::now();
-    let answer = (|| {
-        authorize(&state, &headers)?;
+    let result = (|| {
+        authorize(state, headers)?;
         let p = params(raw, &TOP_PARAMS)?;
-        let (range, n) = (range(&state, &p)?, n_param(&p)?);
+        let (range, n) = (range(state, &p)?, n_param(&p)?);
         let batch = state.batch();
         let realtime = state
             .realtime
             .read()
             .map_err(|_| ApiError::bad("query", "the realtime view is unavailable"))?;
-        Ok::<_, ApiError>(query::top_hashtags(batch.as_deref(), &realtime, range, n))
+        Ok::<_, ApiError>(answer(batch.as_deref(), &realtime, range, n))
     })();
-    record("top_hashtags", started, answer.is_ok());
-    match answer {
+    record(endpoint, started, result.is_ok());
+    match result {
         Ok(a) => Json(a).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+async fn top_hashtags(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    raw: Params,
+) -> Response {
+    top("top_hashtags", &state, &headers, raw, query::top_hashtags)
 }
 
 async fn top_tweets(
@@ -247,23 +260,7 @@ async fn top_tweets(
     headers: HeaderMap,
     raw: Params,
 ) -> Response {
-    let started = Instant::now();
-    let answer = (|| {
-        authorize(&state, &headers)?;
-        let p = params(raw, &TOP_PARAMS)?;
-        let (range, n) = (range(&state, &p)?, n_param(&p)?);
-        let batch = state.batch();
-        let realtime = state
-            .realtime
-            .read()
-            .map_err(|_| ApiError::bad("query", "the realtime view is unavailable"))?;
-        Ok::<_, ApiError>(query::top_tweets(batch.as_deref(), &realtime, range, n))
-    })();
-    record("top_tweets", started, answer.is_ok());
-    match answer {
-        Ok(a) => Json(a).into_response(),
-        Err(e) => e.into_response(),
-    }
+    top("top_tweets", &state, &headers, raw, query::top_tweets)
 }
 
 async fn series(State(state): State<Arc<AppState>>, headers: HeaderMap, raw: Params) -> Response {
