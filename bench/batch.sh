@@ -39,14 +39,5 @@ table=$(
   echo
   echo "$body"
 )
-python3 - "$table" <<'PY'
-import pathlib, re, sys
-path = pathlib.Path("BENCHMARKS.md")
-text = path.read_text()
-block = "<!-- batch:start -->\n" + sys.argv[1] + "\n<!-- batch:end -->"
-if "<!-- batch:start -->" not in text:
-    text += "\n## Batch: master dataset to views\n\n" + block + "\n"
-text = re.sub(r"<!-- batch:start -->.*?<!-- batch:end -->", lambda _: block, text, flags=re.S)
-path.write_text(text)
-PY
+python3 bench/section.py batch "Batch: master dataset to views" "$table"
 echo "$table"

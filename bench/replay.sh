@@ -59,12 +59,5 @@ table=$(
   echo "|---|---:|---:|---:|---:|---:|"
   printf '%s\n' "${results[@]}"
 )
-python3 - "$table" <<'PY'
-import pathlib, re, sys
-path = pathlib.Path("BENCHMARKS.md")
-text = path.read_text()
-block = "<!-- replay:start -->\n" + sys.argv[1] + "\n<!-- replay:end -->"
-text = re.sub(r"<!-- replay:start -->.*?<!-- replay:end -->", lambda _: block, text, flags=re.S)
-path.write_text(text)
-PY
+python3 bench/section.py replay "Replay: MySQL → broker" "$table"
 echo "$table"

@@ -77,14 +77,5 @@ table=$(
   echo
   echo "$duck"
 )
-python3 - "$table" <<'PY'
-import pathlib, re, sys
-path = pathlib.Path("BENCHMARKS.md")
-text = path.read_text()
-block = "<!-- serve:start -->\n" + sys.argv[1] + "\n<!-- serve:end -->"
-if "<!-- serve:start -->" not in text:
-    text += "\n## Serving: top-N queries\n\n" + block + "\n"
-text = re.sub(r"<!-- serve:start -->.*?<!-- serve:end -->", lambda _: block, text, flags=re.S)
-path.write_text(text)
-PY
+python3 bench/section.py serve "Serving: top-N queries" "$table"
 echo "$table"
