@@ -34,8 +34,9 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
-use tweetlambda_core::{distinct_hashtags, TweetEvent};
-use tweetlambda_replayer::kafka::{self, KafkaOptions};
+use tweetlambda_core::admit::{admit_tweet, check_not_future};
+use tweetlambda_core::TweetEvent;
+use tweetlambda_kafka::{self as kafka, KafkaOptions};
 
 use crate::error::{Error, Result};
 
@@ -54,6 +55,9 @@ pub struct ArchiveConfig {
     pub batch_rows: usize,
     /// Longest time rows wait before they are written.
     pub batch_interval: Duration,
+    /// A tweet whose event time is further ahead of the wall clock is not
+    /// archived (the speed layer dead-letters it by the same rule).
+    pub max_future_ms: i64,
 }
 
 /// What an archive run did.
@@ -363,7 +367,12 @@ fn archive_loop(
         if let Some(message) = consumer.poll(Duration::from_millis(200)) {
             let m = message.map_err(|e| Error::Kafka(format!("read {}: {e}", config.topic)))?;
             let (p, offset) = (m.partition(), m.offset());
-            match decode_tweet(m.payload()) {
+            let wall_ms = chrono::Utc::now().timestamp_millis();
+            match decode_tweet(m.payload()).and_then(|t| {
+                check_not_future(t.created_at.timestamp_millis(), wall_ms, config.max_future_ms)
+                    .map_err(|e| e.to_string())?;
+                Ok(t)
+            }) {
                 Ok(tweet) => buffers.entry(p).or_default().push(Row { offset, tweet }),
                 Err(reason) => {
                     summary.skipped += 1;
@@ -435,21 +444,11 @@ where
     Ok(summary)
 }
 
-/// Reads a tweets-topic message, with the checks the speed layer makes (so
-/// that both layers count the same tweets): numeric ids, and hashtags
-/// normalised and distinct.
+/// Reads a tweets-topic message by the admission rule the speed layer
+/// applies too ([`tweetlambda_core::admit`]), so that both layers count the
+/// same tweets; the archived row is the normalised tweet.
 fn decode_tweet(payload: Option<&[u8]>) -> std::result::Result<TweetEvent, String> {
-    let bytes = payload.ok_or("empty message")?;
-    let mut tweet: TweetEvent =
-        serde_json::from_slice(bytes).map_err(|e| format!("invalid tweet: {e}"))?;
-    if tweet.id.parse::<u64>().is_err() {
-        return Err(format!("tweet id {:?} is not a number", tweet.id));
-    }
-    if let Some(rt) = &tweet.retweet_of {
-        if rt.parse::<u64>().is_err() {
-            return Err(format!("retweet_of {rt:?} is not a number"));
-        }
-    }
-    tweet.hashtags = distinct_hashtags(&tweet.hashtags);
-    Ok(tweet)
+    admit_tweet(payload)
+        .map(|t| t.to_event())
+        .map_err(|e| e.to_string())
 }

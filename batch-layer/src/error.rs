@@ -33,7 +33,7 @@ pub enum Error {
     Locked(String),
     /// Broker setup failed.
     #[error(transparent)]
-    Broker(#[from] tweetlambda_replayer::Error),
+    Broker(#[from] tweetlambda_kafka::Error),
 }
 
 /// Shorthand for results of this crate.

@@ -334,8 +334,8 @@ pub fn write_view(path: &Path, frame: &mut DataFrame) -> Result<()> {
     Ok(())
 }
 
-/// The top `n` hashtags of a hashtag view file, over all its buckets
-/// (count descending, then hashtag).
+/// The top `n` hashtags of a hashtag view file, over all its buckets,
+/// ranked by the product's one ranking ([`tweetlambda_core::rank::top_n`]).
 pub fn top_hashtags(path: &Path, n: usize) -> Result<Vec<(String, i64)>> {
     let context = path.display().to_string();
     let df = LazyFrame::scan_parquet(
@@ -345,11 +345,6 @@ pub fn top_hashtags(path: &Path, n: usize) -> Result<Vec<(String, i64)>> {
     .map_err(polars_error(&context))?
     .group_by([col("hashtag")])
     .agg([col("count").sum().alias("count")])
-    .sort_by_exprs(
-        [col("count"), col("hashtag")],
-        SortMultipleOptions::default().with_order_descending_multi([true, false]),
-    )
-    .limit(n as IdxSize)
     .collect()
     .map_err(polars_error(&context))?;
     let tags = df
@@ -360,10 +355,13 @@ pub fn top_hashtags(path: &Path, n: usize) -> Result<Vec<(String, i64)>> {
         .column("count")
         .and_then(|c| c.i64())
         .map_err(polars_error(&context))?;
-    Ok(tags
+    let sums = tags
         .iter()
         .zip(counts.iter())
-        .filter_map(|(t, c)| Some((t?.to_string(), c?)))
+        .filter_map(|(t, c)| Some((t?, c?)));
+    Ok(tweetlambda_core::rank::top_n(sums, n)
+        .into_iter()
+        .map(|(t, c)| (t.to_string(), c))
         .collect())
 }
 

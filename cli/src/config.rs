@@ -19,16 +19,34 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
-/// Top-level keys of the file and the environment variable each fills.
-const KEYS: &[(&str, &str)] = &[
-    ("mysql_url", "TWEETLAMBDA_MYSQL_URL"),
-    ("brokers", "TWEETLAMBDA_BROKERS"),
-    ("tweets_topic", "TWEETLAMBDA_TWEETS_TOPIC"),
-    ("hashtags_topic", "TWEETLAMBDA_HASHTAGS_TOPIC"),
-    ("dead_letter_topic", "TWEETLAMBDA_DEAD_LETTER_TOPIC"),
-    ("partitions", "TWEETLAMBDA_PARTITIONS"),
-    ("log", "TWEETLAMBDA_LOG"),
-];
+/// The file's top-level keys and the environment variable each fills,
+/// derived from the command-line definition: every flag that reads an
+/// environment variable has a key, its long name with `_` for `-`
+/// (`--mysql-url` → `mysql_url`). `--config` itself has none.
+pub fn file_keys(cli: &clap::Command) -> Vec<(String, String)> {
+    fn walk(cmd: &clap::Command, keys: &mut Vec<(String, String)>) {
+        for arg in cmd.get_arguments() {
+            let (Some(long), Some(var)) = (arg.get_long(), arg.get_env()) else {
+                continue;
+            };
+            let var = var.to_string_lossy().into_owned();
+            if var == "TWEETLAMBDA_CONFIG" {
+                continue;
+            }
+            let key = long.replace('-', "_");
+            if !keys.iter().any(|(k, _)| *k == key) {
+                keys.push((key, var));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, keys);
+        }
+    }
+    let mut keys = Vec::new();
+    walk(cli, &mut keys);
+    keys.sort();
+    keys
+}
 
 /// Finds `--config FILE` (or `--config=FILE`) in the arguments, else
 /// `TWEETLAMBDA_CONFIG`.
@@ -56,10 +74,10 @@ pub struct FileSettings {
 }
 
 /// Reads the configuration file.
-pub fn read(path: &Path) -> anyhow::Result<FileSettings> {
+pub fn read(path: &Path, keys: &[(String, String)]) -> anyhow::Result<FileSettings> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-    parse(&text).with_context(|| format!("in the configuration file {}", path.display()))
+    parse(&text, keys).with_context(|| format!("in the configuration file {}", path.display()))
 }
 
 fn scalar(value: &toml::Value) -> Option<String> {
@@ -72,7 +90,7 @@ fn scalar(value: &toml::Value) -> Option<String> {
     }
 }
 
-fn parse(text: &str) -> anyhow::Result<FileSettings> {
+fn parse(text: &str, keys: &[(String, String)]) -> anyhow::Result<FileSettings> {
     let table: toml::Table = text.parse()?;
     let mut settings = FileSettings::default();
     for (key, value) in &table {
@@ -88,8 +106,8 @@ fn parse(text: &str) -> anyhow::Result<FileSettings> {
             }
             continue;
         }
-        let Some((_, var)) = KEYS.iter().find(|(k, _)| k == key) else {
-            let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+        let Some((_, var)) = keys.iter().find(|(k, _)| k == key) else {
+            let known: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
             bail!(
                 "unknown key {key:?} (known: {}, and the [kafka] table)",
                 known.join(", ")
@@ -105,10 +123,20 @@ fn parse(text: &str) -> anyhow::Result<FileSettings> {
 mod tests {
     use super::*;
 
+    fn keys() -> Vec<(String, String)> {
+        [
+            ("brokers", "TWEETLAMBDA_BROKERS"),
+            ("partitions", "TWEETLAMBDA_PARTITIONS"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .to_vec()
+    }
+
     #[test]
     fn file_fills_environment_and_kafka_properties() {
         let s = parse(
             "brokers = \"h:1\"\npartitions = 6\n[kafka]\n\"security.protocol\" = \"SASL_SSL\"\n",
+            &keys(),
         )
         .expect("parses");
         assert_eq!(
@@ -126,7 +154,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let e = parse("bokers = \"x\"").expect_err("rejects");
+        let e = parse("bokers = \"x\"", &keys()).expect_err("rejects");
         assert!(e.to_string().contains("bokers"));
     }
 

@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use crate::KafkaArgs;
+use crate::common::{parse_duration, parse_positive_ms, shutdown_signal, KafkaArgs};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -28,10 +28,10 @@ pub struct ServeArgs {
     #[arg(long, env = "TWEETLAMBDA_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// How often the manifest is checked for a new batch version.
-    #[arg(long, default_value = "2s", value_parser = crate::parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
     reload_interval: Duration,
     /// Bucket size of the realtime view (the speed layer's).
-    #[arg(long, default_value = "1m", value_parser = tweetlambda_speed::config::parse_duration_ms)]
+    #[arg(long, default_value = "1m", value_parser = parse_positive_ms)]
     bucket: i64,
 }
 
@@ -45,7 +45,7 @@ pub async fn serve(a: ServeArgs, kafka_from_file: &[(String, String)]) -> anyhow
         reload_interval: a.reload_interval,
         bucket_ms: a.bucket,
     };
-    tweetlambda_serving::run(config, crate::shutdown_signal())
+    tweetlambda_serving::run(config, shutdown_signal())
         .await
         .context("serve failed")?;
     Ok(ExitCode::SUCCESS)

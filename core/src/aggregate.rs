@@ -226,30 +226,22 @@ impl Aggregator {
     }
 }
 
-/// The top `n` hashtags: count descending, ties by hashtag ascending.
+/// The top `n` hashtags by [`crate::rank::top_n`]: count descending, ties
+/// by hashtag ascending.
 pub fn top_hashtags(counts: &HashMap<String, i64>, n: usize) -> Vec<(String, i64)> {
-    let mut items: Vec<(&String, &i64)> = counts.iter().filter(|(_, c)| **c > 0).collect();
-    let cmp = |a: &(&String, &i64), b: &(&String, &i64)| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0));
-    if items.len() > n {
-        items.select_nth_unstable_by(n, cmp);
-        items.truncate(n);
-    }
-    items.sort_by(cmp);
-    items.into_iter().map(|(h, c)| (h.clone(), *c)).collect()
+    crate::rank::top_n(counts.iter().map(|(h, c)| (h, *c)), n)
+        .into_iter()
+        .map(|(h, c)| (h.clone(), c))
+        .collect()
 }
 
-/// The top `n` tweets: score descending, ties by tweet id ascending.
+/// The top `n` tweets by [`crate::rank::top_n`]: score descending, ties by
+/// tweet id ascending.
 pub fn top_tweets(scores: &HashMap<u64, TweetScore>, n: usize) -> Vec<(u64, TweetScore)> {
-    let mut items: Vec<(&u64, &TweetScore)> = scores.iter().collect();
-    let cmp = |a: &(&u64, &TweetScore), b: &(&u64, &TweetScore)| {
-        b.1.score.cmp(&a.1.score).then_with(|| a.0.cmp(b.0))
-    };
-    if items.len() > n {
-        items.select_nth_unstable_by(n, cmp);
-        items.truncate(n);
-    }
-    items.sort_by(cmp);
-    items.into_iter().map(|(id, s)| (*id, s.clone())).collect()
+    crate::rank::top_n(scores.iter().map(|(id, s)| (*id, s.score)), n)
+        .into_iter()
+        .filter_map(|(id, _)| scores.get(&id).map(|s| (id, s.clone())))
+        .collect()
 }
 
 /// The text of the original tweet, from a retweet's text `RT @user: …`.

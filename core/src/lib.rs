@@ -12,14 +12,26 @@
 //! - [`bucket`]: epoch-aligned event-time buckets.
 //! - [`tweet`]: the `tweets` and `hashtags` topic messages and the
 //!   engagement score.
+//! - [`messages`]: every message that crosses a process boundary (tweets,
+//!   hashtags, dead letters, the realtime view, top-N, internal retweets),
+//!   one definition each, pinned by golden files.
+//! - [`admit`]: the one admission rule for input messages (ids, event
+//!   time, hashtags), shared by the speed layer, the archive and any reader.
+//! - [`rank`]: the one top-N ranking.
+//! - [`duration`]: the one duration grammar of flags and HTTP parameters.
 
+pub mod admit;
 pub mod aggregate;
 pub mod bucket;
+pub mod duration;
 pub mod hashtag;
+pub mod messages;
+pub mod rank;
 pub mod time;
 pub mod tweet;
 
 pub use bucket::{bucket_start, bucket_start_ms, DEFAULT_BUCKET_MS};
+pub use duration::{parse_duration, parse_duration_ms, parse_positive_ms, DurationError};
 pub use hashtag::{distinct_hashtags, extract_hashtags, normalize_hashtag};
 pub use time::{format_rfc3339, parse_event_time, TimeError};
 pub use tweet::{engagement_score, Geo, HashtagEvent, TweetEvent, User};

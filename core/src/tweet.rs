@@ -11,7 +11,7 @@
 //!  "retweet_count":3,"favorite_count":10,"retweet_of":"1432…","quote_of":null,
 //!  "geo":{"lat":40.7,"lon":-74.0},"place":"New York, NY","country_code":"US"}
 //! ```
-//! `id`, `created_at`, `text` and `hashtags` are always present; the others
+//! `id`, `created_at`, `text` and `hashtags` are always written; the others
 //! are present when the source has them (the seed dump has `lang` only).
 //!
 //! ## `hashtags` (key: the normalised hashtag)
@@ -57,7 +57,8 @@ pub struct TweetEvent {
     /// Language code as the source gives it (`en`, `und`, …).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub lang: Option<String>,
-    /// Distinct normalised hashtags.
+    /// Distinct normalised hashtags (a missing field reads as none).
+    #[serde(default)]
     pub hashtags: Vec<String>,
     /// Author, when known.
     #[serde(skip_serializing_if = "Option::is_none", default)]

@@ -20,30 +20,14 @@ pub enum Error {
         /// What the driver said.
         source: sqlx::Error,
     },
-    /// The Kafka brokers could not be reached.
-    #[error("cannot reach the Kafka brokers at {brokers}: {reason}. Is the broker running (scripts/services.sh up)?")]
-    KafkaConnect {
-        /// The bootstrap servers tried.
-        brokers: String,
-        /// What librdkafka said.
-        reason: String,
-    },
-    /// A Kafka operation failed.
-    #[error("Kafka {what}: {source}")]
-    Kafka {
-        /// What was being done.
-        what: String,
-        /// What librdkafka said.
-        source: rdkafka::error::KafkaError,
-    },
+    /// A broker operation failed (unreachable, refused, timed out).
+    #[error(transparent)]
+    Broker(#[from] tweetlambda_kafka::Error),
     /// Messages could not be delivered, even after librdkafka's retries.
-    #[error("{count} message(s) could not be delivered (last error: {last}); the checkpoint was not advanced, so running the replay again resumes without loss")]
-    Delivery {
-        /// How many messages failed.
-        count: u64,
-        /// The last delivery error.
-        last: String,
-    },
+    #[error(
+        "{0}; the checkpoint was not advanced, so running the replay again resumes without loss"
+    )]
+    Delivery(tweetlambda_kafka::Error),
     /// An input file could not be opened or read.
     #[error("cannot read {path}: {source}")]
     Io {
@@ -64,13 +48,6 @@ impl Error {
     pub(crate) fn mysql(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> Error {
         let what = what.into();
         move |source| Error::Mysql { what, source }
-    }
-
-    pub(crate) fn kafka(
-        what: impl Into<String>,
-    ) -> impl FnOnce(rdkafka::error::KafkaError) -> Error {
-        let what = what.into();
-        move |source| Error::Kafka { what, source }
     }
 }
 

@@ -7,15 +7,13 @@
 //! - [`mysql`]: connection and the schema migrations of `sql/`.
 //! - [`load`]: parsers for API v1.1 / v2 JSON and the CSV export, and the
 //!   idempotent batch writer.
-//! - [`replay`]: the replay: event-time index, keyset reader, idempotent
-//!   producer, pacing and the resumable checkpoint.
-//! - [`kafka`]: client settings, topic creation, end offsets, reading a tail.
+//! - [`replay`]: the replay: event-time index, keyset reader, pacing and
+//!   the resumable checkpoint, publishing through `tweetlambda-kafka`.
 //! - [`generate`]: the synthetic data generator.
 //! - [`error`]: what can go wrong.
 
 pub mod error;
 pub mod generate;
-pub mod kafka;
 pub mod load;
 pub mod mysql;
 pub mod replay;

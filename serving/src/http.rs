@@ -128,20 +128,10 @@ fn params(
     Ok(out)
 }
 
-/// `1h`, `30m`, `7d`, `45s` → milliseconds.
+/// `last=` and `step=`: the one duration grammar of the product
+/// ([`tweetlambda_core::duration`]), longer than zero.
 pub fn parse_duration_ms(text: &str) -> Option<i64> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let number: i64 = number.parse().ok()?;
-    let unit_ms = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    number.checked_mul(unit_ms).filter(|ms| *ms > 0)
+    tweetlambda_core::parse_positive_ms(text).ok()
 }
 
 fn time_param(p: &HashMap<&'static str, String>, name: &'static str) -> Result<i64, ApiError> {
@@ -393,6 +383,33 @@ async fn dashboard() -> Html<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Before any batch version exists, ranges align to the realtime view's
+    /// bucket (the server's `--bucket`), not to one minute.
+    #[test]
+    fn without_a_batch_version_ranges_align_to_the_realtime_bucket() {
+        const MIN: i64 = 60_000;
+        let mut view = RealtimeView::new(5 * MIN);
+        view.apply_hashtag(10 * MIN, "rust", 1);
+        let state = AppState {
+            batch: RwLock::new(None),
+            realtime: Arc::new(RwLock::new(view)),
+            token: None,
+            metrics: None,
+        };
+        let params = |pairs: &[(&'static str, String)]| pairs.iter().cloned().collect();
+        let r = range(
+            &state,
+            &params(&[
+                ("from", "1970-01-01T00:06:00Z".into()),
+                ("to", "1970-01-01T00:07:00Z".into()),
+            ]),
+        )
+        .expect("valid range");
+        assert_eq!((r.from_ms, r.to_ms), (5 * MIN, 10 * MIN));
+        let r = range(&state, &params(&[("last", "1m".into())])).expect("valid range");
+        assert_eq!((r.from_ms, r.to_ms), (10 * MIN, 15 * MIN));
+    }
 
     #[test]
     fn durations_need_a_unit_and_a_positive_length() {

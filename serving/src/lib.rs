@@ -23,7 +23,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tweetlambda_replayer::kafka::KafkaOptions;
+use tweetlambda_kafka::KafkaOptions;
 
 pub use error::{Error, Result};
 

@@ -214,31 +214,8 @@ fn answer<T>(
     }
 }
 
-/// The `n` best of `items` (value descending, then key ascending); zeros
-/// are left out. A bounded heap: one pass, memory for `n` items.
-fn rank<K: Ord>(items: impl Iterator<Item = (K, i64)>, n: usize) -> Vec<(K, i64)> {
-    use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
-    // Greater = better: higher value, then smaller key.
-    let mut heap: BinaryHeap<Reverse<(i64, Reverse<K>)>> = BinaryHeap::with_capacity(n + 1);
-    for (key, value) in items {
-        if value <= 0 || n == 0 {
-            continue;
-        }
-        let entry = Reverse((value, Reverse(key)));
-        if heap.len() < n {
-            heap.push(entry);
-        } else if heap.peek().is_some_and(|worst| entry < *worst) {
-            heap.pop();
-            heap.push(entry);
-        }
-    }
-    // Ascending order of Reverse(entry) is best first.
-    heap.into_sorted_vec()
-        .into_iter()
-        .map(|Reverse((value, Reverse(key)))| (key, value))
-        .collect()
-}
+/// The one ranking of the product ([`tweetlambda_core::rank::top_n`]).
+use tweetlambda_core::rank::top_n as rank;
 
 /// The top `n` hashtags over `range`.
 pub fn top_hashtags(
@@ -403,9 +380,10 @@ pub fn series(
     }
 }
 
-/// Bucket size: the batch manifest's, else the realtime view's default.
-pub fn bucket_ms(batch: Option<&BatchView>, _realtime: &RealtimeView) -> i64 {
-    batch.map_or(tweetlambda_core::DEFAULT_BUCKET_MS, |b| b.bucket_ms)
+/// Bucket size: the batch manifest's, else the realtime view's (the
+/// server's `--bucket`, which must be the speed layer's).
+pub fn bucket_ms(batch: Option<&BatchView>, realtime: &RealtimeView) -> i64 {
+    batch.map_or(realtime.bucket_ms, |b| b.bucket_ms)
 }
 
 /// The end of the newest bucket either view knows: `last=1h` ends there.
@@ -452,8 +430,8 @@ mod tests {
         );
         assert_eq!(
             rank(items.clone().into_iter(), 10).len(),
-            4,
-            "zeros are left out"
+            5,
+            "one rule everywhere: zeros are ranked, last"
         );
         assert!(rank(items.into_iter(), 0).is_empty());
     }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use serde::Deserialize;
-use tweetlambda_replayer::kafka::KafkaOptions;
+use tweetlambda_core::messages::{ViewKey, ViewRecord, ViewValue};
+use tweetlambda_kafka::KafkaOptions;
 
 /// The speed layer's partial aggregates, per bucket.
 #[derive(Debug, Default, Clone)]
@@ -33,18 +33,6 @@ pub struct RealtimeView {
     pub bad_records: u64,
     /// Set when the topic does not exist (the speed layer never ran).
     pub topic_missing: bool,
-}
-
-#[derive(Deserialize)]
-struct TweetValue {
-    score: i64,
-    #[serde(default)]
-    text: String,
-}
-
-#[derive(Deserialize)]
-struct HashtagValue {
-    count: i64,
 }
 
 impl RealtimeView {
@@ -74,34 +62,25 @@ impl RealtimeView {
         }
     }
 
-    /// Applies one record of the view topic: key `hashtag/<ms>/<tag>` or
-    /// `tweet/<ms>/<id>`, value JSON.
+    /// Applies one record of the view topic (see
+    /// [`tweetlambda_core::messages::ViewRecord`]).
     pub fn apply_record(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), String> {
-        let key = std::str::from_utf8(key).map_err(|_| "key is not UTF-8".to_string())?;
-        let mut parts = key.splitn(3, '/');
-        let (Some(kind), Some(bucket), Some(name)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(format!("unexpected key {key:?}"));
-        };
-        let bucket: i64 = bucket
-            .parse()
-            .map_err(|_| format!("bucket of key {key:?} is not a number"))?;
-        let value = value.ok_or_else(|| format!("{key}: empty value"))?;
-        match kind {
-            "hashtag" => {
-                let v: HashtagValue =
-                    serde_json::from_slice(value).map_err(|e| format!("{key}: {e}"))?;
-                self.apply_hashtag(bucket, name, v.count);
+        let record = ViewRecord::parse(key, value)?;
+        match (record.key, record.value) {
+            (ViewKey::Hashtag { bucket_ms, hashtag }, ViewValue::Hashtag { count, .. }) => {
+                self.apply_hashtag(bucket_ms, &hashtag, count);
             }
-            "tweet" => {
-                let id: u64 = name
-                    .parse()
-                    .map_err(|_| format!("tweet id of key {key:?} is not a number"))?;
-                let v: TweetValue =
-                    serde_json::from_slice(value).map_err(|e| format!("{key}: {e}"))?;
-                self.apply_tweet(bucket, id, v.score, &v.text);
+            (
+                ViewKey::Tweet {
+                    bucket_ms,
+                    tweet_id,
+                },
+                ViewValue::Tweet { score, text, .. },
+            ) => {
+                self.apply_tweet(bucket_ms, tweet_id, score, &text);
             }
-            _ => return Err(format!("unexpected key {key:?}")),
+            // ViewRecord::parse refuses a value whose kind differs from the key's.
+            _ => return Err("the value's kind does not match the key".into()),
         }
         self.records += 1;
         Ok(())

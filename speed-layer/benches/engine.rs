@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
-use tweetlambda_speed::engine::{Engine, Event};
+use tweetlambda_speed::engine::{Engine, Event, Input};
 use tweetlambda_speed::WindowSpec;
 
 fn rss_kib() -> u64 {
@@ -56,7 +56,7 @@ fn main() {
         .map(|w| WindowSpec::parse(w).expect("window"))
         .collect();
     let mut engine = Engine::new(60_000, windows, 5_000, 10, Duration::from_secs(3600));
-    engine.assign(&[(1, 0)], Instant::now());
+    engine.assign(&[(Input::Hashtags, 0)], Instant::now());
     let rss_before = rss_kib();
     let now = Instant::now();
     let started = Instant::now();
@@ -64,7 +64,7 @@ fn main() {
     let mut tick_time = Duration::ZERO;
     for (i, (tweet_id, t_ms, tag)) in input.iter().enumerate() {
         engine.apply(
-            (1, 0),
+            (Input::Hashtags, 0),
             Event::Hashtag {
                 tweet_id: *tweet_id,
                 t_ms: *t_ms,

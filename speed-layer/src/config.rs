@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tweetlambda_replayer::kafka::KafkaOptions;
+use tweetlambda_kafka::KafkaOptions;
 
 /// A rolling window: its name (`5m`) and size. Windows end on bucket
 /// boundaries and advance one bucket at a time.
@@ -16,39 +16,15 @@ pub struct WindowSpec {
 }
 
 impl WindowSpec {
-    /// Parses `30s`, `5m`, `1h`, `1d`.
+    /// Parses a window size in the one duration grammar
+    /// ([`tweetlambda_core::duration`]): `30s`, `5m`, `1h`, `1d`.
     pub fn parse(s: &str) -> Result<WindowSpec, String> {
-        let ms = parse_duration_ms(s)?;
+        let ms = tweetlambda_core::parse_positive_ms(s).map_err(|e| e.to_string())?;
         Ok(WindowSpec {
             name: s.trim().to_string(),
             size_ms: ms,
         })
     }
-}
-
-/// Parses a duration such as `500ms`, `30s`, `5m`, `1h`, `1d` into milliseconds.
-pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: i64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: use e.g. 500ms, 30s, 5m, 1h"))?;
-    let factor = match unit {
-        "ms" => 1,
-        "s" | "" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => {
-            return Err(format!(
-                "invalid duration unit in {s:?}: use ms, s, m, h or d"
-            ))
-        }
-    };
-    n.checked_mul(factor)
-        .filter(|ms| *ms > 0)
-        .ok_or_else(|| format!("duration {s:?} must be positive"))
 }
 
 /// Topic names the speed layer reads and writes.
@@ -109,6 +85,9 @@ pub struct SpeedConfig {
     pub idle_timeout: Duration,
     /// Where `/metrics` is served (Prometheus text format); none to disable.
     pub metrics_listen: Option<SocketAddr>,
+    /// An event time further ahead of the wall clock than this is
+    /// dead-lettered and moves no clock.
+    pub max_future_ms: i64,
     /// Stop once the input is idle and every window is final (for demos and
     /// one-off runs over a finished replay).
     pub exit_when_idle: bool,
@@ -146,7 +125,6 @@ mod tests {
     fn windows_parse() {
         assert_eq!(WindowSpec::parse("5m").map(|w| w.size_ms), Ok(300_000));
         assert_eq!(WindowSpec::parse("1h").map(|w| w.size_ms), Ok(3_600_000));
-        assert_eq!(parse_duration_ms("250ms"), Ok(250));
         assert!(WindowSpec::parse("0m").is_err());
         assert!(WindowSpec::parse("5 minutes").is_err());
         assert!(WindowSpec::parse("m").is_err());

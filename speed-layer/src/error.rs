@@ -11,7 +11,7 @@ pub enum Error {
     Kafka(String),
     /// Broker setup or delivery failed.
     #[error(transparent)]
-    Broker(#[from] tweetlambda_replayer::Error),
+    Broker(#[from] tweetlambda_kafka::Error),
 }
 
 /// Shorthand for results of this crate.

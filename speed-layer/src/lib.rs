@@ -5,23 +5,21 @@
 //! # Layout
 //!
 //! - [`config`]: settings (windows, lateness, topics, intervals).
-//! - [`engine`]: the state machine, free of Kafka: watermark, late events,
-//!   window finals and updates, the realtime view. Built on
-//!   [`tweetlambda_core::aggregate`], the code the batch layer shares.
-//! - [`decode`]: reading input messages; what cannot be read is dead-lettered.
+//! - [`engine`]: the state machine, free of Kafka, split by concern:
+//!   [`engine::clock`] (per-partition clocks, the watermark, retweet
+//!   markers), window running sums, and [`engine::output`] (top-N messages
+//!   and realtime view records). Built on [`tweetlambda_core::aggregate`],
+//!   the code the batch layer shares.
+//! - Input messages are admitted by [`tweetlambda_core::admit`] (the rule
+//!   the archive applies too); what is refused is dead-lettered.
 //! - [`service`]: the consume → apply → produce → commit loop.
 //! - [`error`]: what can stop it.
 //!
 //! # Outputs
 //!
-//! `top_hashtags` and `top_tweets` (key: window name):
-//! `{"window":"5m","start":RFC3339,"end":RFC3339,"final":bool,"watermark":RFC3339,"items":[…]}`
-//! with items `{"hashtag","count"}` (count descending, then hashtag) or
-//! `{"tweet_id","score","text"}` (score descending, then tweet id).
-//!
-//! The realtime view (`speed.view`, compacted): key
-//! `hashtag/<bucket start ms>/<hashtag>` → `{"kind":"hashtag","bucket_start","hashtag","count"}`,
-//! key `tweet/<bucket start ms>/<tweet id>` → `{"kind":"tweet","bucket_start","tweet_id","score","text"}`.
+//! `top_hashtags` and `top_tweets` (key: window name), the realtime view
+//! (`speed.view`, compacted) and dead letters, in the formats defined once
+//! in [`tweetlambda_core::messages`] (examples in the README).
 //!
 //! With several instances in one consumer group each instance owns disjoint
 //! hashtags and tweets, so each publishes the exact top-N of its own keys;
@@ -29,7 +27,6 @@
 //! final lists for it (exact because no key appears in two lists).
 
 pub mod config;
-pub mod decode;
 pub mod engine;
 pub mod error;
 pub mod service;

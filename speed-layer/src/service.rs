@@ -26,14 +26,14 @@ use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset};
-use serde_json::json;
 use tokio::sync::watch;
-use tweetlambda_replayer::kafka;
-use tweetlambda_replayer::replay::producer::Producer;
+use tweetlambda_kafka::{self as kafka, Producer, TopicSpec};
 
 use crate::config::SpeedConfig;
-use crate::decode::{self, Marker, RetweetEvent, RetweetsMessage};
-use crate::engine::{Engine, Event, Outcome, TopKind};
+use tweetlambda_core::admit::{admit_hashtag, admit_tweet, check_not_future};
+use tweetlambda_core::messages::{DeadLetter, Marker, RetweetEvent, RetweetsMessage};
+
+use crate::engine::{Engine, Event, Input, Outcome, Source, TopKind};
 use crate::error::{Error, Result};
 
 /// Counts assignments, so that the loop knows when to rebuild its state.
@@ -193,7 +193,7 @@ fn consume_loop(
     let counters = Counters::new();
     let mut summary = SpeedSummary::default();
     let mut generation = 0;
-    let mut positions: HashMap<(u8, i32), i64> = HashMap::new();
+    let mut positions: HashMap<Source, i64> = HashMap::new();
     let mut next_tick = Instant::now() + config.emit_interval;
     while !*shutdown.borrow() {
         if Instant::now() >= next_tick {
@@ -225,8 +225,8 @@ fn consume_loop(
         }
         match message {
             Some(Ok(m)) => {
-                if let Some(index) = index_of(config, m.topic()) {
-                    positions.insert((index, m.partition()), m.offset() + 1);
+                if let Some(input) = input_of(config, m.topic()) {
+                    positions.insert((input, m.partition()), m.offset() + 1);
                 }
                 handle(config, &counters, &mut engine, &producer, &m, &mut summary)?;
             }
@@ -246,28 +246,28 @@ fn consume_loop(
     Ok(summary)
 }
 
-const TOPIC_INDEX: [&str; 3] = ["tweets", "hashtags", "retweets"];
-
-fn topic_of(config: &SpeedConfig, index: u8) -> &str {
+fn topic_of(config: &SpeedConfig, input: Input) -> &str {
     let t = &config.topics;
-    match index {
-        0 => &t.tweets,
-        1 => &t.hashtags,
-        _ => &t.retweets,
+    match input {
+        Input::Tweets => &t.tweets,
+        Input::Hashtags => &t.hashtags,
+        Input::Retweets => &t.retweets,
     }
 }
 
-fn index_of(config: &SpeedConfig, topic: &str) -> Option<u8> {
-    (0..3u8).find(|i| topic_of(config, *i) == topic)
+fn input_of(config: &SpeedConfig, topic: &str) -> Option<Input> {
+    Input::ALL
+        .into_iter()
+        .find(|i| topic_of(config, *i) == topic)
 }
 
 /// The partitions currently assigned to this instance.
-fn assigned_sources(config: &SpeedConfig, consumer: &BaseConsumer<SpeedContext>) -> Vec<(u8, i32)> {
+fn assigned_sources(config: &SpeedConfig, consumer: &BaseConsumer<SpeedContext>) -> Vec<Source> {
     match consumer.assignment() {
         Ok(tpl) => tpl
             .elements()
             .iter()
-            .filter_map(|e| index_of(config, e.topic()).map(|i| (i, e.partition())))
+            .filter_map(|e| input_of(config, e.topic()).map(|i| (i, e.partition())))
             .collect(),
         Err(e) => {
             tracing::warn!("cannot read the assignment: {e}");
@@ -282,14 +282,14 @@ fn update_ends(
     config: &SpeedConfig,
     engine: &mut Engine,
     highs: &HighWatermarks,
-    positions: &HashMap<(u8, i32), i64>,
+    positions: &HashMap<Source, i64>,
 ) {
     let Ok(highs) = highs.lock() else { return };
-    for (index, partition) in engine.sources() {
+    for (input, partition) in engine.sources() {
         let at_end = highs
-            .get(&(topic_of(config, index).to_string(), partition))
-            .is_some_and(|high| positions.get(&(index, partition)).copied().unwrap_or(0) >= *high);
-        engine.set_at_end((index, partition), at_end);
+            .get(&(topic_of(config, input).to_string(), partition))
+            .is_some_and(|high| positions.get(&(input, partition)).copied().unwrap_or(0) >= *high);
+        engine.set_at_end((input, partition), at_end);
     }
 }
 
@@ -297,7 +297,11 @@ fn update_ends(
 /// the tweets and retweets topics.
 async fn prepare_topics(config: &SpeedConfig) -> Result<(i32, i32)> {
     let t = &config.topics;
-    kafka::ensure_topics(&config.kafka, &[&t.tweets, &t.hashtags], 3).await?;
+    kafka::ensure_topics(
+        &config.kafka,
+        &[TopicSpec::new(&t.tweets, 3), TopicSpec::new(&t.hashtags, 3)],
+    )
+    .await?;
     // The retweets topic has as many partitions as tweets: co-partitioned.
     let tweets = i32::try_from(
         kafka::end_offsets(&config.kafka, &[&t.tweets])
@@ -306,7 +310,7 @@ async fn prepare_topics(config: &SpeedConfig) -> Result<(i32, i32)> {
             .max(1),
     )
     .unwrap_or(1);
-    kafka::ensure_topics(&config.kafka, &[&t.retweets], tweets).await?;
+    kafka::ensure_topics(&config.kafka, &[TopicSpec::new(&t.retweets, tweets)]).await?;
     let retweets = i32::try_from(
         kafka::end_offsets(&config.kafka, &[&t.retweets])
             .await?
@@ -314,10 +318,17 @@ async fn prepare_topics(config: &SpeedConfig) -> Result<(i32, i32)> {
             .max(1),
     )
     .unwrap_or(1);
+    // Only the newest value of a view key matters: the view is compacted.
+    // (The top-N topics keep every message: each window instance's final
+    // is a message of its own under the window's key.)
     kafka::ensure_topics(
         &config.kafka,
-        &[&t.top_hashtags, &t.top_tweets, &t.view, &t.dead_letters],
-        1,
+        &[
+            TopicSpec::new(&t.top_hashtags, 1),
+            TopicSpec::new(&t.top_tweets, 1),
+            TopicSpec::new(&t.view, 1).compacted(),
+            TopicSpec::new(&t.dead_letters, 1),
+        ],
     )
     .await?;
     Ok((tweets, retweets))
@@ -334,7 +345,7 @@ struct Counters {
 impl Counters {
     fn new() -> Counters {
         let per_topic =
-            |name: &'static str| TOPIC_INDEX.map(|topic| counter!(name, "topic" => topic));
+            |name: &'static str| Input::ALL.map(|input| counter!(name, "topic" => input.name()));
         Counters {
             events_in: per_topic("speed_events_in_total"),
             duplicates: per_topic("speed_duplicates_total"),
@@ -355,17 +366,27 @@ fn handle(
     let t = &config.topics;
     let topic = m.topic();
     let now = Instant::now();
-    let (index, outcome) = if topic == t.tweets {
-        match decode::tweet(m.payload()) {
+    let Some(input) = input_of(config, topic) else {
+        return Ok(());
+    };
+    let source = (input, m.partition());
+    let wall_ms = chrono::Utc::now().timestamp_millis();
+    let not_future = |t_ms: i64| check_not_future(t_ms, wall_ms, config.max_future_ms);
+    let outcome = match input {
+        Input::Tweets => match admit_tweet(m.payload()).and_then(|t| {
+            not_future(t.created_at.timestamp_millis())?;
+            Ok(t)
+        }) {
             Ok(tweet) => {
                 let t_ms = tweet.created_at.timestamp_millis();
-                if let Some(original) = &tweet.retweet_of {
+                if let Some(original) = &tweet.message.retweet_of {
                     // Re-keyed by the retweeted tweet: its owner counts it.
                     let r = RetweetEvent {
                         tweet_id: original.to_string(),
-                        retweet_id: tweet.id_text.to_string(),
+                        retweet_id: tweet.message.id.to_string(),
                         created_at: tweet.created_at,
-                        text: tweetlambda_core::aggregate::retweeted_text(&tweet.text).to_string(),
+                        text: tweetlambda_core::aggregate::retweeted_text(&tweet.message.text)
+                            .to_string(),
                     };
                     let payload =
                         serde_json::to_vec(&r).map_err(|e| Error::Config(e.to_string()))?;
@@ -375,42 +396,55 @@ fn handle(
                     id: tweet.id,
                     t_ms,
                     score: tweet.score,
-                    text: &tweet.text,
+                    text: &tweet.message.text,
                 };
-                (0, Ok(engine.apply((0, m.partition()), event, now)))
+                Ok(engine.apply(source, event, now))
             }
-            Err(e) => (0, Err(e)),
-        }
-    } else if topic == t.hashtags {
-        match decode::hashtag(m.payload()) {
+            Err(e) => Err(e),
+        },
+        Input::Hashtags => match admit_hashtag(m.payload()).and_then(|h| {
+            not_future(h.t_ms)?;
+            Ok(h)
+        }) {
             Ok(h) => {
                 let event = Event::Hashtag {
                     tweet_id: h.tweet_id,
                     t_ms: h.t_ms,
                     hashtag: &h.hashtag,
                 };
-                (1, Ok(engine.apply((1, m.partition()), event, now)))
+                Ok(engine.apply(source, event, now))
             }
-            Err(e) => (1, Err(e)),
-        }
-    } else {
-        match decode::retweet(m.payload()) {
+            Err(e) => Err(e),
+        },
+        Input::Retweets => match RetweetsMessage::parse(m.payload()) {
             Ok(RetweetsMessage::Marker(marker)) => {
                 engine.apply_marker(m.partition(), marker.marker, marker.time_ms, now);
                 return Ok(());
             }
-            Ok(RetweetsMessage::Retweet(r)) => {
+            Ok(RetweetsMessage::Retweet { event: r, .. })
+                if not_future(r.created_at.timestamp_millis()).is_err() =>
+            {
+                // Its tweet was refused the same way when it was read: the
+                // copy only matters if the clock moved on since; count nothing.
+                return Ok(());
+            }
+            Ok(RetweetsMessage::Retweet {
+                event: r,
+                original,
+                retweet,
+            }) => {
                 let event = Event::Retweet {
-                    original: decode::parse_id(&r.tweet_id).unwrap_or_default(),
-                    retweet: decode::parse_id(&r.retweet_id).unwrap_or_default(),
+                    original,
+                    retweet,
                     t_ms: r.created_at.timestamp_millis(),
                     text: &r.text,
                 };
-                (2, Ok(engine.apply((2, m.partition()), event, now)))
+                Ok(engine.apply(source, event, now))
             }
-            Err(e) => (2, Err(e)),
-        }
+            Err(e) => Err(e),
+        },
     };
+    let index = input.index();
     counters.events_in[index].increment(1);
     match outcome {
         Ok(Outcome::Applied) => summary.applied += 1,
@@ -438,20 +472,19 @@ fn handle(
                 offset = m.offset(),
                 "dead-lettered: {reason}"
             );
-            let payload = json!({
-                "topic": topic,
-                "partition": m.partition(),
-                "offset": m.offset(),
-                "reason": reason.to_string(),
-                "key": m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                "payload": m.payload().map(|p| String::from_utf8_lossy(p).into_owned()),
-            });
-            let key = format!("{topic}/{}/{}", m.partition(), m.offset());
+            let letter = DeadLetter::kafka(
+                topic,
+                m.partition(),
+                m.offset(),
+                reason.to_string(),
+                m.key(),
+                m.payload(),
+            );
             let now_ms = chrono::Utc::now().timestamp_millis();
             producer.send_blocking(
                 &t.dead_letters,
-                &key,
-                payload.to_string().as_bytes(),
+                &letter.key(),
+                letter.to_json().as_bytes(),
                 now_ms,
             )?;
         }
@@ -475,8 +508,8 @@ fn send_markers(
     markers: &mut Markers,
 ) -> Result<()> {
     let now_ms = chrono::Utc::now().timestamp_millis();
-    for (index, p) in engine.sources() {
-        if index != 0 {
+    for (input, p) in engine.sources() {
+        if input != Input::Tweets {
             continue;
         }
         let Some(time_ms) = engine.tweets_marker(p, Instant::now()) else {
@@ -513,7 +546,7 @@ fn flush(
     clients: &Clients<'_>,
     engine: &mut Engine,
     markers: &mut Markers,
-    positions: &mut HashMap<(u8, i32), i64>,
+    positions: &mut HashMap<Source, i64>,
     summary: &mut SpeedSummary,
 ) -> Result<()> {
     let Clients {
@@ -555,8 +588,8 @@ fn flush(
     // Outputs are durable: now the inputs that produced them may be committed.
     if !positions.is_empty() {
         let mut tpl = TopicPartitionList::new();
-        for ((index, partition), offset) in positions.iter() {
-            let topic = topic_of(config, *index);
+        for ((input, partition), offset) in positions.iter() {
+            let topic = topic_of(config, *input);
             if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
                 tracing::warn!("cannot record offset {topic}:{partition}: {e}");
             }

@@ -496,6 +496,9 @@ async fn shuffled_arrivals_bad_messages_and_late_events() {
 
 #[tokio::test]
 async fn retweets_seen_in_the_stream_count_exactly_with_two_instances() {
+    if !has_shared_data(&["twitter_api_v1_sample.jsonl"]) {
+        return;
+    }
     let db = TestDb::new().await;
     let jsonl = shared_data("twitter_api_v1_sample.jsonl");
     ok(tweetlambda(&[
@@ -520,4 +523,37 @@ async fn retweets_seen_in_the_stream_count_exactly_with_two_instances() {
     for s in [&sa, &sb] {
         assert!(s.contains(" 0 dead letters"), "{s}");
     }
+}
+
+#[tokio::test]
+async fn a_tweet_dated_in_the_future_is_dead_lettered_and_moves_no_clock() {
+    let (db, topics) = replayed_seed(&[]).await;
+    let (hashtags, tweets) = expected_finals(&db).await;
+    // A day ahead of the wall clock, in both input topics: before the
+    // --max-future bound it pushed a partition's clock (hence, once the
+    // input went idle, the watermark) a day ahead and opened windows for it.
+    let future = tweetlambda_core::format_rfc3339(chrono::Utc::now() + chrono::Duration::days(1));
+    let p = producer();
+    let tweet = json!({"id": "999", "created_at": future, "text": "from #tomorrow", "hashtags": ["tomorrow"]});
+    send(&p, &topics.tweets, "999", tweet.to_string().as_bytes());
+    let tag = json!({"tweet_id": "999", "hashtag": "tomorrow", "created_at": future});
+    send(&p, &topics.hashtags, "tomorrow", tag.to_string().as_bytes());
+    p.flush(Duration::from_secs(10)).expect("flush");
+
+    let speed = Speed::new();
+    let child = speed.start(&topics, &[]);
+    speed.wait_for_finals(&hashtags);
+    std::thread::sleep(Duration::from_secs(1));
+    let summary = stop(child);
+    assert!(summary.contains(", 2 dead letters"), "{summary}");
+    speed.assert_exact(&hashtags, &tweets);
+    let dead = read_topic(&speed.topic("speed.dead-letter"));
+    assert_eq!(dead.len(), 2);
+    assert!(
+        dead.iter().all(|r| r.value["reason"]
+            .as_str()
+            .is_some_and(|s| s.contains("ahead of the clock"))),
+        "{:?}",
+        dead.iter().map(|r| &r.value).collect::<Vec<_>>()
+    );
 }

@@ -11,8 +11,8 @@ use sqlx::mysql::MySqlPool;
 use sqlx::Row;
 
 use crate::error::{Error, Result};
-use crate::kafka::Offsets;
 use crate::mysql::text_column;
+use tweetlambda_kafka::Offsets;
 
 /// Which part of the replay a checkpoint is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

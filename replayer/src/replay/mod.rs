@@ -14,7 +14,6 @@
 
 pub mod checkpoint;
 mod options;
-pub mod producer;
 pub mod source;
 
 use std::collections::HashSet;
@@ -27,10 +26,10 @@ use tweetlambda_core::format_rfc3339;
 
 use checkpoint::{Checkpoint, Phase, Position, Settings};
 pub use options::{ReplayOptions, Speed, Topics};
-use producer::Producer;
 
 use crate::error::{Error, Result};
-use crate::kafka::{self, Offsets};
+use tweetlambda_core::messages::DeadLetter;
+use tweetlambda_kafka::{self as kafka, Offsets, Producer, TopicSpec};
 
 /// What a replay did.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -101,7 +100,11 @@ pub async fn run(
         topics.hashtags.as_str(),
         topics.dead_letters.as_str(),
     ];
-    kafka::ensure_topics(&options.kafka, &topic_names, options.partitions).await?;
+    let specs: Vec<TopicSpec> = topic_names
+        .iter()
+        .map(|t| TopicSpec::new(*t, options.partitions))
+        .collect();
+    kafka::ensure_topics(&options.kafka, &specs).await?;
 
     let mut summary = ReplaySummary::default();
     let (indexed, unparseable) = source::index_event_times(&pool).await?;
@@ -254,14 +257,8 @@ impl Run<'_> {
         text: Option<&str>,
     ) -> Result<()> {
         let key = tweet_id.to_string();
-        let payload = json!({
-            "source": "mysql",
-            "table": "tweets",
-            "tweet_id": key,
-            "reason": reason,
-            "date_time": date_time,
-            "text": text,
-        });
+        let row = json!({"date_time": date_time, "text": text}).to_string();
+        let letter = DeadLetter::mysql_row("tweets", &key, reason, &row);
         tracing::warn!(tweet_id, reason, "dead-lettered");
         let topic = self.options.topics.dead_letters.clone();
         let now = chrono::Utc::now().timestamp_millis();
@@ -269,8 +266,8 @@ impl Run<'_> {
             .send(
                 Published::DeadLetter(key.clone()),
                 &topic,
-                &key,
-                payload.to_string().as_bytes(),
+                &letter.key(),
+                letter.to_json().as_bytes(),
                 now,
             )
             .await?
@@ -298,7 +295,10 @@ impl Run<'_> {
 
     /// Flushes the producer and records the position reached.
     async fn checkpoint(&mut self, cp: &mut Checkpoint) -> Result<()> {
-        let offsets = self.producer.flush().await?;
+        let offsets = self.producer.flush().await.map_err(|e| match e {
+            e @ tweetlambda_kafka::Error::Delivery { .. } => Error::Delivery(e),
+            e => Error::Broker(e),
+        })?;
         for (k, v) in offsets {
             let slot = cp.offsets.entry(k).or_insert(v);
             *slot = (*slot).max(v);
@@ -339,11 +339,16 @@ impl Run<'_> {
                 if let Speed::Factor(factor) = self.options.speed {
                     let (wall0, event0) =
                         *pace.get_or_insert((tokio::time::Instant::now(), row.position.0));
-                    let offset = Duration::from_secs_f64(
+                    // The factor is bounded (options::MIN_FACTOR); a wait is
+                    // still capped at a year so no gap overflows the clock.
+                    let offset = Duration::try_from_secs_f64(
                         ((row.position.0 - event0).max(0) as f64 / 1000.0) / factor,
-                    );
+                    )
+                    .unwrap_or(Duration::MAX);
+                    let year = Duration::from_secs(365 * 86_400);
+                    let deadline = wall0.checked_add(offset.min(year)).unwrap_or(wall0);
                     tokio::select! {
-                        _ = tokio::time::sleep_until(wall0 + offset) => {}
+                        _ = tokio::time::sleep_until(deadline) => {}
                         _ = shutdown.changed() => { finished = false; break 'pages; }
                     }
                 }

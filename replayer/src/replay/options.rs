@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::kafka::KafkaOptions;
+use tweetlambda_kafka::KafkaOptions;
 
 /// Topic names.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -37,6 +37,11 @@ pub enum Speed {
     Factor(f64),
 }
 
+/// The slowest pacing: one second of event time takes 1,000 s.
+pub const MIN_FACTOR: f64 = 0.001;
+/// The fastest factor; beyond it, use `max`.
+pub const MAX_FACTOR: f64 = 1_000_000.0;
+
 impl FromStr for Speed {
     type Err = String;
 
@@ -48,9 +53,9 @@ impl FromStr for Speed {
         }
         let number = s.strip_suffix(['x', 'X']).unwrap_or(s);
         match number.parse::<f64>() {
-            Ok(f) if f > 0.0 && f.is_finite() => Ok(Speed::Factor(f)),
+            Ok(f) if (MIN_FACTOR..=MAX_FACTOR).contains(&f) => Ok(Speed::Factor(f)),
             _ => Err(format!(
-                "invalid speed {s:?}: use `max` or a positive factor such as `1x` or `60x`"
+                "invalid speed {s:?}: use `max` or a factor from {MIN_FACTOR}x to {MAX_FACTOR}x such as `1x` or `60x`"
             )),
         }
     }
@@ -95,7 +100,7 @@ mod tests {
         assert_eq!("1x".parse(), Ok(Speed::Factor(1.0)));
         assert_eq!("60X".parse(), Ok(Speed::Factor(60.0)));
         assert_eq!("0.5".parse(), Ok(Speed::Factor(0.5)));
-        for bad in ["0x", "-2x", "fast", "", "NaNx"] {
+        for bad in ["0x", "-2x", "fast", "", "NaNx", "1e-20x", "1e300x", "infx"] {
             assert!(bad.parse::<Speed>().is_err(), "{bad}");
         }
     }

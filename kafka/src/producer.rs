@@ -1,4 +1,6 @@
-//! The idempotent producer and its delivery bookkeeping.
+//! The idempotent producer and its delivery bookkeeping: every process that
+//! writes to Kafka sends through it, and calls a flush (the delivery barrier)
+//! before it commits the progress the messages stand for.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +15,7 @@ use rdkafka::producer::{
 use rdkafka::ClientContext;
 
 use crate::error::{Error, Result};
-use crate::kafka::{KafkaOptions, Offsets};
+use crate::options::{KafkaOptions, Offsets};
 
 /// Counts deliveries and remembers, per partition, the offset after the last
 /// acknowledged message: the checkpoint's `offsets`.
@@ -69,9 +71,7 @@ impl Producer {
             .set("batch.num.messages", "10000")
             .set("queue.buffering.max.messages", "1000000")
             .set("queue.buffering.max.kbytes", "1048576");
-        for (k, v) in &kafka.properties {
-            config.set(k, v);
-        }
+        kafka.apply_properties(&mut config);
         let inner = config
             .create_with_context(Deliveries::default())
             .map_err(Error::kafka("create the producer"))?;
@@ -203,7 +203,7 @@ impl Producer {
         let producer = self.inner.clone();
         tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(600)))
             .await
-            .map_err(|e| Error::Config(format!("flush task failed: {e}")))?
+            .map_err(|e| Error::Timeout(format!("flush task failed: {e}")))?
             .map_err(Error::kafka("flush the producer"))?;
         self.delivery_result()
     }

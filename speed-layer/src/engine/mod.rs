@@ -1,0 +1,699 @@
+//! The speed layer's state machine, free of Kafka: events in, messages out.
+//!
+//! - **Buckets** come from [`Aggregator`] (shared with the batch layer).
+//! - **Clocks and the watermark** ([`clock`]): per input partition, the
+//!   newest event time; an event older than the watermark is *late*:
+//!   counted and logged, not applied (the next batch run counts it).
+//! - **Windows** ([`window`]): each window of size S has one instance per
+//!   bucket boundary E, covering `[E − S, E)`, kept as a running sum. On
+//!   every tick the instance holding the newest event is published when its
+//!   top-N changed (`final: false`), and every instance whose end the
+//!   watermark has passed is published once with `final: true`.
+//! - **Output** ([`output`]): top-N messages and the realtime view records
+//!   (every bucket aggregate changed since the last tick), in the formats
+//!   of [`tweetlambda_core::messages`].
+
+pub mod clock;
+pub mod output;
+mod window;
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use tweetlambda_core::aggregate::{Aggregator, Applied};
+use tweetlambda_core::bucket_start_ms;
+use tweetlambda_core::messages::ViewRecord;
+
+use crate::config::WindowSpec;
+use clock::Clocks;
+pub use clock::{Input, Source};
+use output::{Instance, Publisher};
+pub use output::{KeyedMessage, TickOutput, TopKind, TopMessage};
+use window::WindowSum;
+
+/// One input event, already decoded.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// A tweet with its own engagement score.
+    Tweet {
+        /// Tweet id.
+        id: u64,
+        /// Event time, ms.
+        t_ms: i64,
+        /// Engagement score from the source's counts.
+        score: i64,
+        /// Text.
+        text: &'a str,
+    },
+    /// One hashtag of one tweet.
+    Hashtag {
+        /// Tweet id.
+        tweet_id: u64,
+        /// Event time, ms.
+        t_ms: i64,
+        /// Normalised hashtag.
+        hashtag: &'a str,
+    },
+    /// A retweet of `original`, created at `t_ms`.
+    Retweet {
+        /// The retweeted tweet.
+        original: u64,
+        /// The retweet.
+        retweet: u64,
+        /// Event time of the retweet, ms.
+        t_ms: i64,
+        /// The original's text.
+        text: &'a str,
+    },
+}
+
+impl Event<'_> {
+    fn time_ms(&self) -> i64 {
+        match self {
+            Event::Tweet { t_ms, .. }
+            | Event::Hashtag { t_ms, .. }
+            | Event::Retweet { t_ms, .. } => *t_ms,
+        }
+    }
+}
+
+/// What applying an event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Counted.
+    Applied,
+    /// Already counted before.
+    Duplicate,
+    /// Older than the watermark: not counted here.
+    Late,
+}
+
+/// The state of one speed-layer instance.
+#[derive(Debug)]
+pub struct Engine {
+    agg: Aggregator,
+    windows: Vec<WindowSpec>,
+    clocks: Clocks,
+    publisher: Publisher,
+    first_bucket: Option<i64>,
+    /// Window name → end of the newest instance published as final.
+    finalized_until: HashMap<String, i64>,
+    dirty_hashtags: HashMap<i64, HashSet<String>>,
+    dirty_tweets: HashMap<i64, HashSet<u64>>,
+    late_events: u64,
+    /// Current instance of each window (same order as `windows`).
+    current: Vec<WindowSum>,
+    /// The next instance of each window to finalise, kept the same way.
+    finals: Vec<WindowSum>,
+    /// Buckets before this were dropped from memory.
+    evicted_before: i64,
+}
+
+impl Engine {
+    /// A new, empty engine.
+    pub fn new(
+        bucket_ms: i64,
+        windows: Vec<WindowSpec>,
+        lateness_ms: i64,
+        top_n: usize,
+        idle_timeout: Duration,
+    ) -> Engine {
+        Engine {
+            agg: Aggregator::new(bucket_ms),
+            current: window_sums(&windows),
+            finals: window_sums(&windows),
+            windows,
+            clocks: Clocks::new(lateness_ms, idle_timeout),
+            publisher: Publisher::new(top_n),
+            first_bucket: None,
+            finalized_until: HashMap::new(),
+            dirty_hashtags: HashMap::new(),
+            dirty_tweets: HashMap::new(),
+            late_events: 0,
+            evicted_before: i64::MIN,
+        }
+    }
+
+    /// Forgets everything (after a change of partition assignment the state
+    /// is rebuilt from the input). The settings and the tweets topic's
+    /// partition count stay.
+    pub fn reset(&mut self) {
+        self.clocks.reset();
+        self.agg = Aggregator::new(self.agg.bucket_ms());
+        self.publisher = Publisher::new(self.publisher.top_n());
+        self.first_bucket = None;
+        self.finalized_until.clear();
+        self.dirty_hashtags.clear();
+        self.dirty_tweets.clear();
+        self.late_events = 0;
+        self.current = window_sums(&self.windows);
+        self.finals = window_sums(&self.windows);
+        self.evicted_before = i64::MIN;
+    }
+
+    /// Sets the number of partitions of the tweets topic, whose markers a
+    /// retweets partition waits for.
+    pub fn set_tweets_partitions(&mut self, n: i32) {
+        self.clocks.set_tweets_partitions(n);
+    }
+
+    /// See [`Clocks::tweets_marker`].
+    pub fn tweets_marker(&self, tweets_partition: i32, now: Instant) -> Option<Option<i64>> {
+        self.clocks.tweets_marker(tweets_partition, now)
+    }
+
+    /// See [`Clocks::apply_marker`].
+    pub fn apply_marker(&mut self, partition: i32, from: i32, time_ms: Option<i64>, now: Instant) {
+        self.clocks.apply_marker(partition, from, time_ms, now);
+    }
+
+    /// Late events so far.
+    pub fn late_events(&self) -> u64 {
+        self.late_events
+    }
+
+    /// The current watermark (ms), once there is one.
+    pub fn watermark(&self) -> Option<i64> {
+        self.clocks.watermark()
+    }
+
+    /// The newest event time seen (ms).
+    pub fn max_event_ms(&self) -> Option<i64> {
+        self.clocks.max_event_ms()
+    }
+
+    /// Buckets held in memory.
+    pub fn buckets_held(&self) -> usize {
+        self.agg.len()
+    }
+
+    /// See [`Clocks::assign`].
+    pub fn assign(&mut self, sources: &[Source], now: Instant) {
+        self.clocks.assign(sources, now);
+    }
+
+    /// The partitions known to the engine.
+    pub fn sources(&self) -> Vec<Source> {
+        self.clocks.sources()
+    }
+
+    /// Records whether a partition has been read to its current end.
+    pub fn set_at_end(&mut self, source: Source, at_end: bool) {
+        self.clocks.set_at_end(source, at_end);
+    }
+
+    /// Applies one event read from `source` at wall time `now`.
+    pub fn apply(&mut self, source: Source, event: Event<'_>, now: Instant) -> Outcome {
+        let t = event.time_ms();
+        self.clocks.observe(source, t, now);
+        if self.clocks.is_behind(t) {
+            // Counted already (a redelivery): a duplicate, not a late event.
+            let seen = match event {
+                Event::Tweet { id, t_ms, .. } => self.agg.has_tweet(id, t_ms),
+                Event::Hashtag {
+                    tweet_id,
+                    t_ms,
+                    hashtag,
+                } => self.agg.has_hashtag(tweet_id, t_ms, hashtag),
+                Event::Retweet {
+                    original,
+                    retweet,
+                    t_ms,
+                    ..
+                } => self.agg.has_retweet(original, retweet, t_ms),
+            };
+            if seen {
+                return Outcome::Duplicate;
+            }
+            self.late_events += 1;
+            return Outcome::Late;
+        }
+        let bucket = bucket_start_ms(t, self.agg.bucket_ms());
+        let applied = match event {
+            Event::Tweet {
+                id,
+                t_ms,
+                score,
+                text,
+            } => {
+                let had = self.tweet_in_bucket(bucket, id);
+                let (_, applied) = self.agg.apply_tweet(id, t_ms, score, text);
+                if applied == Applied::New {
+                    self.dirty_tweets.entry(bucket).or_default().insert(id);
+                    self.add_to_current_tweets(bucket, id, score, had);
+                }
+                applied
+            }
+            Event::Hashtag {
+                tweet_id,
+                t_ms,
+                hashtag,
+            } => {
+                let (_, applied) = self.agg.apply_hashtag(tweet_id, t_ms, hashtag);
+                if applied == Applied::New {
+                    let dirty = self.dirty_hashtags.entry(bucket).or_default();
+                    if !dirty.contains(hashtag) {
+                        dirty.insert(hashtag.to_string());
+                    }
+                    for w in self.current.iter_mut().filter(|w| w.covers(bucket)) {
+                        w.add_hashtag(hashtag);
+                    }
+                }
+                applied
+            }
+            Event::Retweet {
+                original,
+                retweet,
+                t_ms,
+                text,
+            } => {
+                let had = self.tweet_in_bucket(bucket, original);
+                let (_, applied) = self.agg.apply_retweet(original, retweet, t_ms, text);
+                if applied == Applied::New {
+                    self.dirty_tweets
+                        .entry(bucket)
+                        .or_default()
+                        .insert(original);
+                    self.add_to_current_tweets(bucket, original, 1, had);
+                }
+                applied
+            }
+        };
+        self.first_bucket = Some(self.first_bucket.map_or(bucket, |b| b.min(bucket)));
+        match applied {
+            Applied::New => Outcome::Applied,
+            Applied::Duplicate => Outcome::Duplicate,
+        }
+    }
+
+    fn tweet_in_bucket(&self, bucket: i64, id: u64) -> bool {
+        self.agg
+            .bucket_aggregate(bucket)
+            .is_some_and(|a| a.tweets.contains_key(&id))
+    }
+
+    /// Adds a tweet score to the current window instances holding `bucket`;
+    /// `had` tells whether the tweet already had a score in that bucket.
+    fn add_to_current_tweets(&mut self, bucket: i64, id: u64, score: i64, had: bool) {
+        for w in self.current.iter_mut().filter(|w| w.covers(bucket)) {
+            w.add_tweet_score(id, score, !had);
+        }
+    }
+
+    /// True when every input partition has been read to its end and stayed
+    /// quiet for the idle timeout, and every window holding data is final.
+    pub fn is_drained(&self, now: Instant) -> bool {
+        let b = self.agg.bucket_ms();
+        let newest_end = self
+            .clocks
+            .newest_known()
+            .map(|m| bucket_start_ms(m, b) + b);
+        self.clocks.all_idle(now)
+            && newest_end.is_some_and(|end| {
+                self.windows
+                    .iter()
+                    .all(|w| self.finalized_until.get(&w.name).is_some_and(|f| *f >= end))
+            })
+    }
+
+    /// Publishes what changed since the last tick: finals for windows the
+    /// watermark passed, updates of the current windows, the realtime view.
+    pub fn tick(&mut self, now: Instant) -> TickOutput {
+        let mut out = TickOutput::default();
+        let b = self.agg.bucket_ms();
+        self.clocks.update_watermark(now, b);
+        let (Some(first), Some(newest), Some(watermark)) = (
+            self.first_bucket,
+            self.clocks.max_event_ms(),
+            self.clocks.watermark(),
+        ) else {
+            return out;
+        };
+        let current_end = bucket_start_ms(newest, b) + b;
+        for cur in self.current.iter_mut() {
+            cur.advance(&self.agg, self.evicted_before, current_end);
+        }
+        for (i, w) in self.windows.iter().enumerate() {
+            // Finals.
+            let mut end = self
+                .finalized_until
+                .get(&w.name)
+                .map_or(first + b, |e| e + b);
+            while end <= watermark {
+                if self
+                    .agg
+                    .bucket_starts()
+                    .any(|s| s >= end - w.size_ms && s < end)
+                {
+                    self.finals[i].advance(&self.agg, self.evicted_before, end);
+                    let instance = Instance {
+                        window: &w.name,
+                        start_ms: end - w.size_ms,
+                        end_ms: end,
+                        is_final: true,
+                        watermark_ms: watermark,
+                    };
+                    let agg = &self.agg;
+                    self.publisher
+                        .publish(&mut out, &instance, &self.finals[i].sum, |id| {
+                            text_of(agg, id, end - w.size_ms, end)
+                        });
+                    out.finals += 1;
+                    self.finalized_until.insert(w.name.clone(), end);
+                    end += b;
+                } else {
+                    // Nothing in this window: jump to the next bucket with data.
+                    match self.agg.bucket_starts().find(|s| *s >= end) {
+                        Some(next) => end = next + b,
+                        None => break,
+                    }
+                }
+            }
+            // The current window instance.
+            if self
+                .finalized_until
+                .get(&w.name)
+                .is_none_or(|f| current_end > *f)
+            {
+                let instance = Instance {
+                    window: &w.name,
+                    start_ms: current_end - w.size_ms,
+                    end_ms: current_end,
+                    is_final: false,
+                    watermark_ms: watermark,
+                };
+                let agg = &self.agg;
+                self.publisher
+                    .publish(&mut out, &instance, &self.current[i].sum, |id| {
+                        text_of(agg, id, current_end - w.size_ms, current_end)
+                    });
+            }
+        }
+        self.flush_view(&mut out);
+        self.evict();
+        out
+    }
+
+    /// The changed bucket aggregates, as realtime view records.
+    fn flush_view(&mut self, out: &mut TickOutput) {
+        for (bucket, tags) in std::mem::take(&mut self.dirty_hashtags) {
+            let Some(a) = self.agg.bucket_aggregate(bucket) else {
+                continue;
+            };
+            for tag in tags {
+                let count = a.hashtags.get(&tag).copied().unwrap_or(0);
+                out.view
+                    .push(encode(ViewRecord::hashtag(bucket, &tag, count)));
+            }
+        }
+        for (bucket, ids) in std::mem::take(&mut self.dirty_tweets) {
+            let Some(a) = self.agg.bucket_aggregate(bucket) else {
+                continue;
+            };
+            for id in ids {
+                let Some(s) = a.tweets.get(&id) else { continue };
+                out.view
+                    .push(encode(ViewRecord::tweet(bucket, id, s.score, &s.text)));
+            }
+        }
+    }
+
+    /// Drops buckets that no window still to be finalised needs.
+    fn evict(&mut self) {
+        let needed = self
+            .windows
+            .iter()
+            .map(|w| self.finalized_until.get(&w.name).map(|f| f - w.size_ms))
+            .collect::<Option<Vec<i64>>>()
+            .and_then(|starts| starts.into_iter().min());
+        if let Some(start) = needed {
+            self.agg.evict_before(start);
+            self.evicted_before = self.evicted_before.max(start);
+        }
+    }
+}
+
+fn window_sums(windows: &[WindowSpec]) -> Vec<WindowSum> {
+    windows.iter().map(|w| WindowSum::new(w.size_ms)).collect()
+}
+
+fn encode(record: ViewRecord) -> KeyedMessage {
+    KeyedMessage {
+        key: record.key.to_string(),
+        value: record.value_json(),
+    }
+}
+
+/// The text of a tweet, from the first bucket in `[start, end)` that has it.
+fn text_of(agg: &Aggregator, id: u64, start: i64, end: i64) -> String {
+    let b = agg.bucket_ms();
+    let mut s = bucket_start_ms(start, b);
+    while s < end {
+        if let Some(t) = agg.bucket_aggregate(s).and_then(|a| a.tweets.get(&id)) {
+            if !t.text.is_empty() {
+                return t.text.clone();
+            }
+        }
+        s += b;
+    }
+    String::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    const MIN: i64 = 60_000;
+
+    fn engine() -> Engine {
+        let windows = vec![
+            WindowSpec {
+                name: "1m".into(),
+                size_ms: MIN,
+            },
+            WindowSpec {
+                name: "2m".into(),
+                size_ms: 2 * MIN,
+            },
+        ];
+        Engine::new(MIN, windows, 5_000, 3, Duration::from_secs(5))
+    }
+
+    fn tag(e: &mut Engine, p: i32, id: u64, t: i64, h: &str, now: Instant) -> Outcome {
+        e.apply(
+            (Input::Hashtags, p),
+            Event::Hashtag {
+                tweet_id: id,
+                t_ms: t,
+                hashtag: h,
+            },
+            now,
+        )
+    }
+
+    fn finals(out: &TickOutput, window: &str) -> Vec<Value> {
+        out.tops
+            .iter()
+            .filter(|m| {
+                m.kind == TopKind::Hashtags && m.window == window && m.value["final"] == true
+            })
+            .map(|m| m.value.clone())
+            .collect()
+    }
+
+    #[test]
+    fn windows_finalise_when_the_slowest_partition_passes_them() {
+        let now = Instant::now();
+        let mut e = engine();
+        tag(&mut e, 0, 1, 10_000, "a", now);
+        tag(&mut e, 1, 2, 20_000, "a", now);
+        tag(&mut e, 0, 3, MIN + 30_000, "b", now);
+        // Partition 1 is still at 0:20, so nothing is final yet.
+        let first = e.tick(now);
+        assert!(finals(&first, "1m").is_empty());
+        // The view carries the changed buckets.
+        assert!(first
+            .view
+            .iter()
+            .any(|v| v.key == "hashtag/0/a" && v.value.contains("\"count\":2")));
+        tag(&mut e, 1, 4, 2 * MIN + 10_000, "b", now);
+        let out = e.tick(now);
+        let f = finals(&out, "1m");
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0]["start"], "1970-01-01T00:00:00Z");
+        assert_eq!(f[0]["items"], json!([{"hashtag": "a", "count": 2}]));
+        assert!(
+            out.view.iter().all(|v| v.key != "hashtag/0/a"),
+            "unchanged buckets are not re-sent"
+        );
+    }
+
+    #[test]
+    fn an_assigned_partition_without_data_holds_the_watermark() {
+        let now = Instant::now();
+        let mut e = engine();
+        e.assign(&[(Input::Hashtags, 0), (Input::Hashtags, 1)], now);
+        tag(&mut e, 0, 1, 10 * MIN, "a", now);
+        e.tick(now);
+        assert_eq!(e.watermark(), None);
+        assert_eq!(
+            tag(&mut e, 1, 2, MIN, "a", now),
+            Outcome::Applied,
+            "partition 1 is behind, not late"
+        );
+        e.tick(now);
+        assert_eq!(e.watermark(), Some(MIN - 5_000));
+    }
+
+    #[test]
+    fn retweets_partitions_follow_their_markers() {
+        let now = Instant::now();
+        let mut e = engine();
+        e.set_tweets_partitions(2);
+        e.assign(
+            &[(Input::Tweets, 0), (Input::Tweets, 1), (Input::Retweets, 0)],
+            now,
+        );
+        let tweet = |e: &mut Engine, p: i32, id: u64, t: i64| {
+            e.apply(
+                (Input::Tweets, p),
+                Event::Tweet {
+                    id,
+                    t_ms: t,
+                    score: 1,
+                    text: "",
+                },
+                now,
+            )
+        };
+        tweet(&mut e, 0, 1, 10 * MIN);
+        tweet(&mut e, 1, 2, 10 * MIN);
+        e.tick(now);
+        assert_eq!(
+            e.watermark(),
+            None,
+            "no marker yet: the retweets partition holds the watermark"
+        );
+        // Re-keyed retweets arrive out of order: no clock of their own.
+        let rt = |e: &mut Engine, id: u64, t: i64| {
+            e.apply(
+                (Input::Retweets, 0),
+                Event::Retweet {
+                    original: 1,
+                    retweet: id,
+                    t_ms: t,
+                    text: "",
+                },
+                now,
+            )
+        };
+        assert_eq!(rt(&mut e, 10, 3 * MIN), Outcome::Applied);
+        e.apply_marker(0, 0, e.tweets_marker(0, now).flatten(), now);
+        e.tick(now);
+        assert_eq!(
+            e.watermark(),
+            None,
+            "a marker from every tweets partition is needed"
+        );
+        e.apply_marker(0, 1, Some(4 * MIN), now);
+        e.tick(now);
+        assert_eq!(e.watermark(), Some(4 * MIN - 5_000));
+        assert_eq!(rt(&mut e, 11, 5 * MIN), Outcome::Applied);
+        assert_eq!(rt(&mut e, 12, MIN), Outcome::Late);
+    }
+
+    #[test]
+    fn late_events_are_counted_not_applied() {
+        let now = Instant::now();
+        let mut e = engine();
+        tag(&mut e, 0, 1, 10 * MIN, "a", now);
+        e.tick(now);
+        assert_eq!(tag(&mut e, 0, 2, MIN, "a", now), Outcome::Late);
+        assert_eq!(
+            tag(&mut e, 0, 3, 10 * MIN - 1_000, "a", now),
+            Outcome::Applied,
+            "within the allowed lateness"
+        );
+        assert_eq!(
+            tag(&mut e, 0, 3, 10 * MIN - 1_000, "a", now),
+            Outcome::Duplicate
+        );
+        assert_eq!(e.late_events(), 1);
+    }
+
+    #[test]
+    fn idle_input_closes_every_window_with_data() {
+        let now = Instant::now();
+        let mut e = engine();
+        tag(&mut e, 0, 1, 10_000, "a", now);
+        tag(&mut e, 0, 2, MIN + 10_000, "b", now);
+        let ends = |out: &TickOutput, w: &str| -> Vec<Value> {
+            finals(out, w).iter().map(|f| f["end"].clone()).collect()
+        };
+        // Quiet, but not read to its end: the watermark stays at 1:05.
+        let out = e.tick(now + Duration::from_secs(6));
+        assert_eq!(ends(&out, "1m"), vec![json!("1970-01-01T00:01:00Z")]);
+        e.set_at_end((Input::Hashtags, 0), true);
+        let out = e.tick(now + Duration::from_secs(6));
+        assert_eq!(ends(&out, "1m"), vec![json!("1970-01-01T00:02:00Z")]);
+        assert_eq!(ends(&out, "2m"), vec![json!("1970-01-01T00:02:00Z")]);
+        // Finals are not sent twice.
+        assert!(e
+            .tick(now + Duration::from_secs(7))
+            .tops
+            .iter()
+            .all(|m| m.value["final"] == false));
+    }
+
+    #[test]
+    fn updates_are_sent_only_when_the_top_changes() {
+        let now = Instant::now();
+        let mut e = engine();
+        tag(&mut e, 0, 1, 10_000, "a", now);
+        let first = e.tick(now);
+        assert!(first.tops.iter().any(|m| m.value["final"] == false));
+        assert!(e.tick(now).tops.is_empty(), "no change, no message");
+        tag(&mut e, 0, 2, 11_000, "a", now);
+        assert!(!e.tick(now).tops.is_empty());
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The running sums of the current windows always equal the sum of
+        /// their buckets, however events and ticks interleave.
+        #[test]
+        fn running_window_sums_equal_the_sum_of_buckets(
+            evs in prop::collection::vec((0u8..3, 0u64..200, 0i64..600, 0u8..8, any::<bool>()), 1..300)
+        ) {
+            let now = Instant::now();
+            let mut e = Engine::new(10_000, vec![
+                WindowSpec { name: "10s".into(), size_ms: 10_000 },
+                WindowSpec { name: "30s".into(), size_ms: 30_000 },
+            ], 1_000, 5, Duration::from_secs(3600));
+            let mut clock = 0i64;
+            for (kind, id, step, tag, tick) in evs {
+                clock += step;
+                let t = clock - (id as i64 % 7) * 100;
+                let h = format!("h{tag}");
+                match kind {
+                    0 => { e.apply((Input::Hashtags, 0), Event::Hashtag { tweet_id: id, t_ms: t, hashtag: &h }, now); }
+                    1 => { e.apply((Input::Tweets, 0), Event::Tweet { id, t_ms: t, score: (id % 4) as i64, text: "" }, now); }
+                    _ => { e.apply((Input::Retweets, 0), Event::Retweet { original: id % 20, retweet: id, t_ms: t, text: "" }, now); }
+                }
+                if tick {
+                    e.tick(now);
+                    for w in e.current.iter().chain(e.finals.iter()).filter(|w| w.end != i64::MIN) {
+                        let full = e.agg.window(w.end - w.size_ms, w.end);
+                        prop_assert_eq!(&w.sum.hashtags, &full.hashtags);
+                        let scores = |m: &HashMap<u64, tweetlambda_core::aggregate::TweetScore>| {
+                            m.iter().map(|(k, v)| (*k, v.score)).collect::<HashMap<u64, i64>>()
+                        };
+                        prop_assert_eq!(scores(&w.sum.tweets), scores(&full.tweets));
+                    }
+                }
+            }
+        }
+    }
+}
