@@ -9,7 +9,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tweetlambda/target}"
 TL_HOME="${TL_HOME:-$HOME/.cache/tweetlambda}"
-DATA="${TWEETLAMBDA_SHARED_DATA:-$(cd .. && pwd)/shared/data}"
+# The seed dump: bundled in data/, or tweet_hashtags_db.sql (plain) in the
+# folder TWEETLAMBDA_SHARED_DATA names.
+if [[ -n "${TWEETLAMBDA_SHARED_DATA:-}" ]]; then
+  SEED_DUMP=(cat "$TWEETLAMBDA_SHARED_DATA/tweet_hashtags_db.sql")
+else
+  SEED_DUMP=(gzip -dc data/tweet_hashtags_db.sql.gz)
+fi
 DB=tweetlambda_demo
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -24,10 +30,10 @@ rm -rf "$TL_HOME/demo/tansu" # empty topics for every demo run
 scripts/services.sh --profile demo up
 eval "$(scripts/services.sh --profile demo env | sed 's/^/export /')"
 
-step "loading the seed dump: mariadb $DB < tweet_hashtags_db.sql"
+step "loading the seed dump: ${SEED_DUMP[*]} | mariadb $DB"
 sock="$TL_HOME/demo/run/mariadb.sock"
 mariadb --no-defaults --socket="$sock" -uroot -e "DROP DATABASE IF EXISTS $DB; CREATE DATABASE $DB CHARACTER SET utf8mb4"
-mariadb --no-defaults --socket="$sock" -uroot "$DB" <"$DATA/tweet_hashtags_db.sql"
+"${SEED_DUMP[@]}" | mariadb --no-defaults --socket="$sock" -uroot "$DB"
 mariadb --no-defaults --socket="$sock" -uroot "$DB" -e \
   "SELECT (SELECT COUNT(*) FROM tweets) tweets, (SELECT COUNT(*) FROM hashtags) hashtags, (SELECT COUNT(*) FROM tweet_hashtags) tweet_hashtags"
 

@@ -17,5 +17,10 @@ for db in $(mariadb --no-defaults --socket="$sock" -uroot -N -e "SHOW DATABASES 
 done
 
 cargo test --workspace --locked
+# The Compose file: docker-compose accepts it, every tweetlambda command and
+# flag it runs exists (checked against the binary the tests just built), and
+# the check itself fails on a file broken on purpose.
+scripts/check-compose.sh
+scripts/check-compose.sh --self-test
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -23,12 +23,29 @@ pub fn brokers() -> String {
     std::env::var("TWEETLAMBDA_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
 }
 
-/// A file of the shared tweet data.
+/// A file of the shared tweet data: `TWEETLAMBDA_SHARED_DATA`, else
+/// `../shared/data` next to the repository; a file missing there that the
+/// repository bundles gzipped (`data/NAME.gz`: the seed dump) is taken from `data/`.
 pub fn shared_data(name: &str) -> PathBuf {
     let dir = std::env::var("TWEETLAMBDA_SHARED_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
-    dir.join(name)
+    let bundled = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../data/{name}.gz"));
+    match dir.join(name) {
+        path if !path.exists() && bundled.exists() => bundled,
+        path => path,
+    }
+}
+
+/// Whether the shared tweet data holds these files (a plain clone bundles
+/// only excerpts of the large ones); if not, says that the test is skipped.
+pub fn has_shared_data(names: &[&str]) -> bool {
+    let dir = std::env::var("TWEETLAMBDA_SHARED_DATA").unwrap_or_else(|_| "../shared/data".into());
+    let missing: Vec<&&str> = names.iter().filter(|n| !shared_data(n).exists()).collect();
+    for name in &missing {
+        eprintln!("skipped: needs {dir}/{name} (set TWEETLAMBDA_SHARED_DATA)");
+    }
+    missing.is_empty()
 }
 
 /// A short unique name.
@@ -76,18 +93,33 @@ impl TestDb {
             .expect("connect to test database")
     }
 
-    /// Loads a SQL dump the way a user does: `mariadb DB < dump.sql`.
+    /// Loads a SQL dump the way a user does: `mariadb DB < dump.sql`, or
+    /// `gzip -dc dump.sql.gz | mariadb DB`.
     pub fn load_dump(&self, dump: &std::path::Path) {
         let rest = mysql_server().trim_start_matches("mysql://").to_string();
         let (creds, hostport) = rest.split_once('@').expect("user@host in the test URL");
         let (user, password) = creds.split_once(':').unwrap_or((creds, ""));
         let (host, port) = hostport.split_once(':').unwrap_or((hostport, "3306"));
         let file = std::fs::File::open(dump).expect("dump file");
+        let mut gunzip = None;
+        let input = if dump.extension().is_some_and(|e| e == "gz") {
+            let mut child = Command::new("gzip")
+                .arg("-dc")
+                .stdin(file)
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("run gzip");
+            let stdout = child.stdout.take().expect("gzip output");
+            gunzip = Some(child);
+            Stdio::from(stdout)
+        } else {
+            Stdio::from(file)
+        };
         let status = Command::new("mariadb")
             .args(["--protocol=TCP", "-h", host, "-P", port, "-u", user])
             .arg(format!("-p{password}"))
             .arg(&self.name)
-            .stdin(file)
+            .stdin(input)
             .status()
             .expect("run the mariadb client");
         assert!(
@@ -96,6 +128,10 @@ impl TestDb {
             self.name,
             dump.display()
         );
+        if let Some(mut gunzip) = gunzip {
+            let status = gunzip.wait().expect("wait for gzip");
+            assert!(status.success(), "gzip -dc {}", dump.display());
+        }
     }
 }
 
