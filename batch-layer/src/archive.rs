@@ -369,8 +369,12 @@ fn archive_loop(
             let (p, offset) = (m.partition(), m.offset());
             let wall_ms = chrono::Utc::now().timestamp_millis();
             match decode_tweet(m.payload()).and_then(|t| {
-                check_not_future(t.created_at.timestamp_millis(), wall_ms, config.max_future_ms)
-                    .map_err(|e| e.to_string())?;
+                check_not_future(
+                    t.created_at.timestamp_millis(),
+                    wall_ms,
+                    config.max_future_ms,
+                )
+                .map_err(|e| e.to_string())?;
                 Ok(t)
             }) {
                 Ok(tweet) => buffers.entry(p).or_default().push(Row { offset, tweet }),

@@ -148,9 +148,15 @@ mod tests {
             for arg in cmd.get_arguments() {
                 let Some(var) = arg.get_env() else { continue };
                 let var = var.to_string_lossy();
-                if ["URL", "TOKEN", "PASSWORD", "SECRET"].iter().any(|s| var.contains(s)) {
+                if ["URL", "TOKEN", "PASSWORD", "SECRET"]
+                    .iter()
+                    .any(|s| var.contains(s))
+                {
                     *checked += 1;
-                    assert!(arg.is_hide_env_values_set(), "{var} would print its value in --help");
+                    assert!(
+                        arg.is_hide_env_values_set(),
+                        "{var} would print its value in --help"
+                    );
                 }
             }
             for sub in cmd.get_subcommands() {

@@ -61,6 +61,10 @@ impl Default for SpeedTopics {
     }
 }
 
+/// The longest window: far beyond any rolling top-N anyone asks for, and
+/// well inside the range of event times.
+pub const MAX_WINDOW_MS: i64 = 400 * 86_400_000;
+
 /// Everything the speed layer needs.
 #[derive(Debug, Clone)]
 pub struct SpeedConfig {
@@ -96,13 +100,16 @@ pub struct SpeedConfig {
 impl SpeedConfig {
     /// Checks the settings against each other.
     pub fn validate(&self) -> Result<(), String> {
-        if self.bucket_ms <= 0 {
-            return Err("--bucket must be positive".into());
+        if self.bucket_ms <= 0 || self.bucket_ms > MAX_WINDOW_MS {
+            return Err("--bucket must be positive and at most 400 days".into());
         }
         if self.windows.is_empty() {
             return Err("--windows needs at least one window".into());
         }
         for w in &self.windows {
+            if w.size_ms > MAX_WINDOW_MS {
+                return Err(format!("window {} is longer than 400 days", w.name));
+            }
             if w.size_ms % self.bucket_ms != 0 {
                 return Err(format!(
                     "window {} is not a multiple of the bucket size",

@@ -416,16 +416,16 @@ fn handle(
             }
             Err(e) => Err(e),
         },
-        Input::Retweets => match RetweetsMessage::parse(m.payload()) {
+        // A re-keyed retweet passed the future bound when its tweet was read;
+        // checked again here (another instance's clock may differ).
+        Input::Retweets => match RetweetsMessage::parse(m.payload()).and_then(|r| {
+            if let RetweetsMessage::Retweet { event, .. } = &r {
+                not_future(event.created_at.timestamp_millis())?;
+            }
+            Ok(r)
+        }) {
             Ok(RetweetsMessage::Marker(marker)) => {
                 engine.apply_marker(m.partition(), marker.marker, marker.time_ms, now);
-                return Ok(());
-            }
-            Ok(RetweetsMessage::Retweet { event: r, .. })
-                if not_future(r.created_at.timestamp_millis()).is_err() =>
-            {
-                // Its tweet was refused the same way when it was read: the
-                // copy only matters if the clock moved on since; count nothing.
                 return Ok(());
             }
             Ok(RetweetsMessage::Retweet {
