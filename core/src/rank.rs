@@ -4,7 +4,9 @@
 //! Rule: every item present is ranked, a zero value included (a tweet with
 //! no engagement is still a tweet of the range); value descending, ties by
 //! key ascending. Absent items (a hashtag whose count fell to zero is
-//! removed from its bucket) are never ranked.
+//! removed from its bucket) are never ranked; the serving layer, whose sums
+//! hold a slot for every known key, leaves its zero slots out for that
+//! reason.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
