@@ -321,7 +321,7 @@ async fn prepare_topics(config: &SpeedConfig) -> Result<(i32, i32)> {
     // The view is meant to be compacted (only the newest value of a key
     // matters), but it is created with the broker's defaults for now: the
     // test broker (Tansu 0.6.0) stopped answering after a full test run
-    // with compacted view topics, not yet explained (see the README).
+    // with compacted view topics, not yet explained.
     kafka::ensure_topics(
         &config.kafka,
         &[
