@@ -346,18 +346,9 @@ impl Engine {
                     .any(|s| s >= end - w.size_ms && s < end)
                 {
                     self.finals[i].advance(&self.agg, self.evicted_before, end);
-                    let instance = Instance {
-                        window: &w.name,
-                        start_ms: end - w.size_ms,
-                        end_ms: end,
-                        is_final: true,
-                        watermark_ms: watermark,
-                    };
-                    let agg = &self.agg;
+                    let instance = Instance::of(w, end, true, watermark);
                     self.publisher
-                        .publish(&mut out, &instance, &self.finals[i].sum, |id| {
-                            text_of(agg, id, end - w.size_ms, end)
-                        });
+                        .publish(&mut out, &instance, &self.finals[i].sum, &self.agg);
                     out.finals += 1;
                     self.finalized_until.insert(w.name.clone(), end);
                     end += b;
@@ -375,18 +366,9 @@ impl Engine {
                 .get(&w.name)
                 .is_none_or(|f| current_end > *f)
             {
-                let instance = Instance {
-                    window: &w.name,
-                    start_ms: current_end - w.size_ms,
-                    end_ms: current_end,
-                    is_final: false,
-                    watermark_ms: watermark,
-                };
-                let agg = &self.agg;
+                let instance = Instance::of(w, current_end, false, watermark);
                 self.publisher
-                    .publish(&mut out, &instance, &self.current[i].sum, |id| {
-                        text_of(agg, id, current_end - w.size_ms, current_end)
-                    });
+                    .publish(&mut out, &instance, &self.current[i].sum, &self.agg);
             }
         }
         self.flush_view(&mut out);
@@ -442,21 +424,6 @@ fn encode(record: ViewRecord) -> KeyedMessage {
         key: record.key.to_string(),
         value: record.value_json(),
     }
-}
-
-/// The text of a tweet, from the first bucket in `[start, end)` that has it.
-fn text_of(agg: &Aggregator, id: u64, start: i64, end: i64) -> String {
-    let b = agg.bucket_ms();
-    let mut s = bucket_start_ms(start, b);
-    while s < end {
-        if let Some(t) = agg.bucket_aggregate(s).and_then(|a| a.tweets.get(&id)) {
-            if !t.text.is_empty() {
-                return t.text.clone();
-            }
-        }
-        s += b;
-    }
-    String::new()
 }
 
 #[cfg(test)]

@@ -5,11 +5,14 @@
 use std::collections::HashMap;
 
 use serde_json::Value;
-use tweetlambda_core::aggregate::{top_hashtags, top_tweets, BucketAggregate};
+use tweetlambda_core::aggregate::{top_hashtags, top_tweets, Aggregator, BucketAggregate};
+use tweetlambda_core::bucket_start_ms;
 use tweetlambda_core::messages::{
     excerpt, HashtagCount, TopMessage as TopWire, TweetRank, EXCERPT_BYTES,
 };
 use tweetlambda_core::time::from_millis;
+
+use crate::config::WindowSpec;
 
 /// Which top-N a message belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,6 +63,19 @@ pub(crate) struct Instance<'a> {
     pub watermark_ms: i64,
 }
 
+impl<'a> Instance<'a> {
+    /// The instance of window `w` ending at `end_ms`.
+    pub(crate) fn of(w: &'a WindowSpec, end_ms: i64, is_final: bool, watermark_ms: i64) -> Self {
+        Instance {
+            window: &w.name,
+            start_ms: end_ms - w.size_ms,
+            end_ms,
+            is_final,
+            watermark_ms,
+        }
+    }
+}
+
 /// Encodes top-N messages and remembers what was sent, so that an update
 /// goes out only when its list changed.
 #[derive(Debug)]
@@ -83,13 +99,13 @@ impl Publisher {
     }
 
     /// Adds the top hashtags and top tweets of `a` for `instance` to `out`.
-    /// `text_of` finds the text of a tweet whose sum carries none.
+    /// A tweet whose sum carries no text gets it from its buckets in `agg`.
     pub(crate) fn publish(
         &mut self,
         out: &mut TickOutput,
         instance: &Instance<'_>,
         a: &BucketAggregate,
-        text_of: impl Fn(u64) -> String,
+        agg: &Aggregator,
     ) {
         let (Some(start), Some(end), Some(watermark)) = (
             from_millis(instance.start_ms),
@@ -110,7 +126,7 @@ impl Publisher {
             .into_iter()
             .map(|(id, s)| {
                 let text = if s.text.is_empty() {
-                    text_of(id)
+                    text_of(agg, id, instance.start_ms, instance.end_ms)
                 } else {
                     s.text
                 };
@@ -165,4 +181,19 @@ impl Publisher {
             });
         }
     }
+}
+
+/// The text of a tweet, from the first bucket in `[start, end)` that has it.
+fn text_of(agg: &Aggregator, id: u64, start: i64, end: i64) -> String {
+    let b = agg.bucket_ms();
+    let mut s = bucket_start_ms(start, b);
+    while s < end {
+        if let Some(t) = agg.bucket_aggregate(s).and_then(|a| a.tweets.get(&id)) {
+            if !t.text.is_empty() {
+                return t.text.clone();
+            }
+        }
+        s += b;
+    }
+    String::new()
 }
