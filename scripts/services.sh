@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# Local services for tweetlambda, without Docker: MariaDB and the Tansu
-# Kafka-compatible broker on 127.0.0.1. Installs what is missing, starts,
+# Local services for tweetlambda, without Docker: MariaDB, the Tansu
+# Kafka-compatible broker and the noida-db Elasticsearch-API server on
+# 127.0.0.1. Installs what is missing, starts,
 # stops and reports; every command is idempotent.
 #
 #   scripts/services.sh [--profile demo|test|bench] up|down|status|env
 #
 # Profiles keep the demo and the tests apart:
-#   demo  MariaDB :3306, Tansu :9092, SQLite storage (survives a broker restart)
+#   demo  MariaDB :3306, Tansu :9092, SQLite storage (survives a broker
+#         restart), Elasticsearch API :9200
 #   test  MariaDB :13306, Tansu :19092, SQLite storage (memory storage's
-#         ListOffsets answers the start of the last batch, not the end)
-#   bench MariaDB :23306, Tansu :29092, storage from TL_KAFKA_STORAGE (memory)
+#         ListOffsets answers the start of the last batch, not the end),
+#         Elasticsearch API :19200
+#   bench MariaDB :23306, Tansu :29092, storage from TL_KAFKA_STORAGE
+#         (memory), Elasticsearch API :29200
 # Environment overrides: TL_HOME (state, logs, cached Tansu binary; default
 # ~/.cache/tweetlambda), TL_MYSQL_PORT, TL_KAFKA_PORT, TL_KAFKA_STORAGE
-# (memory|sqlite), TL_TANSU_BIN (use this broker binary), TL_MYSQL_USER and
+# (memory|sqlite), TL_TANSU_BIN (use this broker binary), TL_ES_PORT,
+# TL_NOIDA_BIN (use this Elasticsearch-API server binary), TL_MYSQL_USER and
 # TL_MYSQL_PASSWORD (the account created for the pipeline).
-# Logs: $TL_HOME/<profile>/logs/{mariadb,tansu}.log
+# Logs: $TL_HOME/<profile>/logs/{mariadb,tansu,elasticsearch}.log
 set -euo pipefail
 
 profile=demo
@@ -26,17 +31,19 @@ cmd="${1:-status}"
 
 TL_HOME="${TL_HOME:-$HOME/.cache/tweetlambda}"
 case "$profile" in
-  demo) def_mysql=3306 def_kafka=9092 def_storage=sqlite ;;
-  test) def_mysql=13306 def_kafka=19092 def_storage=sqlite ;;
-  bench) def_mysql=23306 def_kafka=29092 def_storage=memory ;;
+  demo) def_mysql=3306 def_kafka=9092 def_storage=sqlite def_es=9200 ;;
+  test) def_mysql=13306 def_kafka=19092 def_storage=sqlite def_es=19200 ;;
+  bench) def_mysql=23306 def_kafka=29092 def_storage=memory def_es=29200 ;;
   *) echo "unknown profile '$profile' (demo, test or bench)" >&2; exit 2 ;;
 esac
 MYSQL_PORT="${TL_MYSQL_PORT:-$def_mysql}"
 KAFKA_PORT="${TL_KAFKA_PORT:-$def_kafka}"
 KAFKA_STORAGE="${TL_KAFKA_STORAGE:-$def_storage}"
+ES_PORT="${TL_ES_PORT:-$def_es}"
 MYSQL_USER="${TL_MYSQL_USER:-tweetlambda}"
 MYSQL_PASSWORD="${TL_MYSQL_PASSWORD:-tweetlambda}"
 TANSU_VERSION=0.6.0
+NOIDA_VERSION=0.2.3
 
 STATE="$TL_HOME/$profile"
 LOGS="$STATE/logs"
@@ -45,6 +52,8 @@ MYSQL_DATA="$STATE/mariadb"
 TANSU_DATA="$STATE/tansu"
 SOCKET="$RUN/mariadb.sock"
 TANSU_BIN="${TL_TANSU_BIN:-$TL_HOME/tansu/bin/tansu}"
+ES_DATA="$STATE/elasticsearch"
+NOIDA_BIN="${TL_NOIDA_BIN:-$TL_HOME/noida/bin/noida-db}"
 
 log() { echo "[services:$profile] $*" >&2; }
 
@@ -143,6 +152,37 @@ tansu_up() {
   wait_for 60 Tansu port_open "$KAFKA_PORT"
 }
 
+install_noida() {
+  if [[ -x "$NOIDA_BIN" ]]; then return; fi
+  # Its PyPI wheel needs glibc 2.39, newer than Debian 12's: built from
+  # crates.io instead, with only the Elasticsearch API.
+  log "building noida-db $NOIDA_VERSION once (about 3 minutes on 2 cores); cached at $NOIDA_BIN"
+  mkdir -p "$TL_HOME/noida"
+  CARGO_TARGET_DIR="$TL_HOME/noida-build" cargo install noida-db --version "$NOIDA_VERSION" \
+    --locked --no-default-features --features elasticsearch --root "$TL_HOME/noida" \
+    >"$TL_HOME/noida-build.log" 2>&1 || {
+    log "noida-db build failed; see $TL_HOME/noida-build.log"; exit 1; }
+  rm -rf "$TL_HOME/noida-build"
+}
+
+es_healthy() { curl -sf "http://127.0.0.1:$ES_PORT/" >/dev/null 2>&1; }
+
+es_up() {
+  install_noida
+  mkdir -p "$LOGS" "$RUN" "$ES_DATA"
+  if pid_alive "$RUN/elasticsearch.pid" && es_healthy; then
+    log "Elasticsearch API (noida-db) already running on 127.0.0.1:$ES_PORT"; return
+  fi
+  if port_open "$ES_PORT"; then
+    log "port $ES_PORT is taken by another process; set TL_ES_PORT"; exit 1
+  fi
+  log "starting the Elasticsearch API (noida-db) on 127.0.0.1:$ES_PORT"
+  setsid -f bash -c 'echo $$ >"$0"; exec "$@"' "$RUN/elasticsearch.pid" \
+    "$NOIDA_BIN" start --only elasticsearch --elasticsearch-port "$ES_PORT" \
+    --data-dir "$ES_DATA" </dev/null >>"$LOGS/elasticsearch.log" 2>&1
+  wait_for 60 "Elasticsearch API" es_healthy
+}
+
 stop_pid() { # stop_pid NAME PIDFILE
   if pid_alive "$2"; then
     local pid; pid=$(cat "$2")
@@ -162,16 +202,22 @@ status() {
   if pid_alive "$RUN/tansu.pid" && port_open "$KAFKA_PORT"; then
     echo "tansu    up    127.0.0.1:$KAFKA_PORT  pid $(cat "$RUN/tansu.pid") ($KAFKA_STORAGE)"
   else echo "tansu    down  127.0.0.1:$KAFKA_PORT"; ok=1; fi
+  if pid_alive "$RUN/elasticsearch.pid" && es_healthy; then
+    echo "es       up    127.0.0.1:$ES_PORT  pid $(cat "$RUN/elasticsearch.pid") (noida-db)"
+  else echo "es       down  127.0.0.1:$ES_PORT"; ok=1; fi
   echo "logs     $LOGS"
   return $ok
 }
 
 case "$cmd" in
-  up) mysql_up; tansu_up; status ;;
-  down) stop_pid Tansu "$RUN/tansu.pid"; stop_pid MariaDB "$RUN/mariadb.pid" ;;
+  up) mysql_up; tansu_up; es_up; status ;;
+  down) stop_pid "Elasticsearch API" "$RUN/elasticsearch.pid"; stop_pid Tansu "$RUN/tansu.pid"
+    stop_pid MariaDB "$RUN/mariadb.pid" ;;
   status) status ;;
   env) # the settings a client needs, as shell assignments
     echo "TWEETLAMBDA_MYSQL_URL=mysql://$MYSQL_USER:$MYSQL_PASSWORD@127.0.0.1:$MYSQL_PORT"
-    echo "TWEETLAMBDA_BROKERS=127.0.0.1:$KAFKA_PORT" ;;
+    echo "TWEETLAMBDA_BROKERS=127.0.0.1:$KAFKA_PORT"
+    echo "TWEETLAMBDA_ES_URL=http://127.0.0.1:$ES_PORT"
+    echo "TWEETLAMBDA_ES_SERVER_BIN=$NOIDA_BIN" ;;
   *) echo "usage: $0 [--profile demo|test] up|down|status|env" >&2; exit 2 ;;
 esac

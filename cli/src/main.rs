@@ -6,7 +6,7 @@
 //! One module per command, its arguments beside the code that maps them to
 //! the library's configuration: [`load`], [`replay`], [`generate`],
 //! [`migrate`], [`peek`], [`speed`], [`finals`], [`archive`], [`batch`],
-//! [`serve`] (with `query`). [`common`] holds the arguments and parsers
+//! [`serve`] (with `query`), [`index`], [`kibana`]. [`common`] holds the arguments and parsers
 //! several commands share; [`config`] the optional configuration file, whose
 //! keys are derived from the flags below.
 
@@ -16,6 +16,8 @@ mod common;
 mod config;
 mod finals;
 mod generate;
+mod index;
+mod kibana;
 mod load;
 mod migrate;
 mod peek;
@@ -66,6 +68,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Ask a running server for top hashtags, top tweets or a series.
     Query(serve::QueryArgs),
+    /// Index the tweets topic into Elasticsearch (for Kibana).
+    Index(index::IndexArgs),
+    /// Kibana: import the tweetlambda dashboard.
+    Kibana(kibana::KibanaArgs),
 }
 
 fn main() -> ExitCode {
@@ -127,6 +133,8 @@ async fn run(command: Command, kafka_from_file: Vec<(String, String)>) -> anyhow
         Command::Batch(a) => batch::run(a).await,
         Command::Serve(a) => serve::serve(a, file).await,
         Command::Query(a) => serve::query(a).await,
+        Command::Index(a) => index::run(a, file).await,
+        Command::Kibana(a) => kibana::run(a).await,
     }
 }
 
