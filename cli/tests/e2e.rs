@@ -1,11 +1,13 @@
-//! End-to-end tests of the `tweetlambda` command against a real MariaDB
-//! and a real Kafka-protocol broker (Tansu), both on 127.0.0.1, started by
+//! End-to-end tests of the `tweetlambda` command against a real MariaDB,
+//! a real Kafka-protocol broker (Tansu) and a real Elasticsearch-API server
+//! (noida-db), all on 127.0.0.1, started by
 //! `scripts/services.sh --profile test up` (which `scripts/test.sh` runs).
 
 mod e2e {
     mod archive;
     mod batch;
     pub mod helpers;
+    mod index;
     mod load;
     mod replay;
     mod serve;

@@ -368,25 +368,6 @@ async fn two_instances_in_one_group_give_the_global_result() {
     speed.assert_exact(&hashtags, &tweets);
 }
 
-async fn create_topics(names: &[&str], partitions: i32) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .expect("admin");
-    let topics: Vec<NewTopic> = names
-        .iter()
-        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
-        .collect();
-    for r in admin
-        .create_topics(&topics, &AdminOptions::new())
-        .await
-        .expect("create topics")
-    {
-        r.expect("topic created");
-    }
-}
-
 fn producer() -> BaseProducer {
     ClientConfig::new()
         .set("bootstrap.servers", brokers())
