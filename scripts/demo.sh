@@ -2,8 +2,9 @@
 # The demo (README, "Quick start"): starts the local services, loads the seed
 # MySQL dump as a user would (`mariadb DB < dump.sql`), replays it into Kafka,
 # shows what the topics hold, runs the speed layer, the archive and the batch
-# job over it, and ends with the serving layer running (dashboard and API on
-# 127.0.0.1:8080; TWEETLAMBDA_LISTEN to change it). Each run starts from an
+# job over it, indexes it into the Elasticsearch API, and ends with the
+# serving layer running (dashboard and API on 127.0.0.1:8080;
+# TWEETLAMBDA_LISTEN to change it). Each run starts from an
 # empty demo database and empty demo topics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,7 @@ step "building tweetlambda (release)"
 cargo build --release --locked -p tweetlambda
 TL="$CARGO_TARGET_DIR/release/tweetlambda"
 
-step "starting MariaDB and Tansu (demo profile; logs in $TL_HOME/demo/logs)"
+step "starting MariaDB, Tansu and the Elasticsearch API (demo profile; logs in $TL_HOME/demo/logs)"
 scripts/services.sh --profile demo down >/dev/null 2>&1 || true
 rm -rf "$TL_HOME/demo/tansu" # empty topics for every demo run
 scripts/services.sh --profile demo up
@@ -77,7 +78,23 @@ done
 echo
 "$TL" query --server "http://$LISTEN" top-tweets --last 10m -n 3
 
+step "Elasticsearch: the tweets indexed for Kibana (index tweets), top hashtags as Elasticsearch counts them"
+curl -s -X DELETE "$TWEETLAMBDA_ES_URL/tweets" >/dev/null # a fresh index for every demo run
+"$TL" index --brokers "$TWEETLAMBDA_BROKERS" --es-url "$TWEETLAMBDA_ES_URL" --once --metrics-listen none
+curl -s -X POST "$TWEETLAMBDA_ES_URL/tweets/_refresh" >/dev/null
+curl -s -H 'Content-Type: application/json' "$TWEETLAMBDA_ES_URL/tweets/_search" \
+  -d '{"size":0,"aggs":{"top":{"terms":{"field":"hashtags","size":10}}}}' |
+  python3 -c '
+import json, sys
+answer = json.load(sys.stdin)
+print("Elasticsearch, terms on hashtags over", answer["hits"]["total"]["value"], "tweets:")
+for i, b in enumerate(answer["aggregations"]["top"]["buckets"], 1):
+    key, count = b["key"], b["doc_count"]
+    print(f"{i:>4}  {key:<30} {count:>6}")'
+echo "the serving layer, the same range (the whole dump):"
+"$TL" query --server "http://$LISTEN" top-hashtags --last 10m -n 10
+
 step "done"
-echo "MySQL: $TWEETLAMBDA_MYSQL_URL/$DB   Kafka: $TWEETLAMBDA_BROKERS"
+echo "MySQL: $TWEETLAMBDA_MYSQL_URL/$DB   Kafka: $TWEETLAMBDA_BROKERS   Elasticsearch API: $TWEETLAMBDA_ES_URL"
 echo "Dashboard: http://$LISTEN/   API: http://$LISTEN/api/top/hashtags?last=10m   (server log: $SERVE_LOG)"
 echo "Stop the server with: pkill -f 'tweetlambda serve'; the services with: scripts/services.sh --profile demo down"
