@@ -22,7 +22,10 @@ use anyhow::{bail, Context};
 /// The file's top-level keys and the environment variable each fills,
 /// derived from the command-line definition: every flag that reads an
 /// environment variable has a key, its long name with `_` for `-`
-/// (`--mysql-url` → `mysql_url`). `--config` itself has none.
+/// (`--mysql-url` → `mysql_url`). Where two commands have a flag of the
+/// same name for different variables (`speed --group`, `index --group`),
+/// the first met keeps the plain key and the other is qualified by its
+/// command (`index_group`). `--config` itself has none.
 pub fn file_keys(cli: &clap::Command) -> Vec<(String, String)> {
     fn walk(cmd: &clap::Command, keys: &mut Vec<(String, String)>) {
         for arg in cmd.get_arguments() {
@@ -33,7 +36,10 @@ pub fn file_keys(cli: &clap::Command) -> Vec<(String, String)> {
             if var == "TWEETLAMBDA_CONFIG" {
                 continue;
             }
-            let key = long.replace('-', "_");
+            let mut key = long.replace('-', "_");
+            if keys.iter().any(|(k, v)| *k == key && *v != var) {
+                key = format!("{}_{key}", cmd.get_name().replace('-', "_"));
+            }
             if !keys.iter().any(|(k, _)| *k == key) {
                 keys.push((key, var));
             }

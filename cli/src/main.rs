@@ -113,10 +113,28 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command, kafka_from_file)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", describe(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, each cause once: a layer whose
+/// message already quotes its cause (`MySQL insert tweets: {source}`), as
+/// many do, is not followed by that cause again.
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let message = cause.to_string();
+        if text.contains(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
 }
 
 async fn run(command: Command, kafka_from_file: Vec<(String, String)>) -> anyhow::Result<ExitCode> {
@@ -141,6 +159,51 @@ async fn run(command: Command, kafka_from_file: Vec<(String, String)>) -> anyhow
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An error chain as sqlx and thiserror build it: each layer's message
+    /// quotes its source, which is also its `source()`.
+    #[derive(Debug)]
+    struct Layer(String, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match &self.1 {
+                Some(inner) => write!(f, "{}: {inner}", self.0),
+                None => write!(f, "{}", self.0),
+            }
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn each_cause_of_an_error_is_printed_once() {
+        let database = Layer("1406 (22001): Data too long for column 'text'".into(), None);
+        let driver = Layer(
+            "error returned from database".into(),
+            Some(Box::new(database)),
+        );
+        let ours = Layer("MySQL insert tweets".into(), Some(Box::new(driver)));
+        let e = anyhow::Error::new(ours).context("load failed");
+        let text = describe(&e);
+        assert_eq!(
+            text,
+            "load failed: MySQL insert tweets: error returned from database: 1406 (22001): Data too long for column 'text'"
+        );
+        assert_eq!(
+            format!("{e:#}").matches("1406").count(),
+            3,
+            "what anyhow alone prints"
+        );
+        // A cause that its layer does not quote is still printed.
+        let e = anyhow::Error::new(std::io::Error::other("disk full"))
+            .context("cannot write the checkpoint");
+        assert_eq!(describe(&e), "cannot write the checkpoint: disk full");
+    }
 
     #[test]
     fn cli_definition_is_consistent() {
@@ -189,6 +252,8 @@ mod tests {
         assert_eq!(key("views"), Some("TWEETLAMBDA_VIEWS"));
         assert_eq!(key("master"), Some("TWEETLAMBDA_MASTER"));
         assert_eq!(key("token"), Some("TWEETLAMBDA_TOKEN"));
+        assert_eq!(key("group"), Some("TWEETLAMBDA_SPEED_GROUP"));
+        assert_eq!(key("index_group"), Some("TWEETLAMBDA_INDEX_GROUP"));
         assert_eq!(key("config"), None, "the file does not name itself");
         fn walk(cmd: &clap::Command, keys: &[(String, String)]) {
             for arg in cmd.get_arguments() {

@@ -177,10 +177,71 @@ pub async fn query(a: QueryArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the query kinds print: the table shape, not the range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Hashtags,
+    Tweets,
+    Series,
+}
+
 fn print_answer(what: &QueryKind, answer: &Value) {
+    let table = match what {
+        QueryKind::TopHashtags { .. } => Table::Hashtags,
+        QueryKind::TopTweets { .. } => Table::Tweets,
+        QueryKind::Series { .. } => Table::Series,
+    };
+    print!("{}", render_answer(table, answer));
+}
+
+/// `text` padded with spaces to `width` terminal columns (wide characters
+/// such as CJK take two), on the `left` or the right.
+fn pad(text: &str, width: usize, left: bool) -> String {
+    let fill = " ".repeat(width.saturating_sub(unicode_width::UnicodeWidthStr::width(text)));
+    if left {
+        format!("{text}{fill}")
+    } else {
+        format!("{fill}{text}")
+    }
+}
+
+/// Rows of cells as aligned lines: the columns in `right` are aligned on
+/// the right (numbers), the others on the left; the last column is not
+/// padded.
+fn aligned(rows: &[Vec<String>], right: &[usize]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|t| unicode_width::UnicodeWidthStr::width(t.as_str()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, t)| {
+                if c + 1 == row.len() && !right.contains(&c) {
+                    t.clone()
+                } else {
+                    pad(t, widths[c], !right.contains(&c))
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn render_answer(table: Table, answer: &Value) -> String {
     let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    println!(
-        "{} – {}   boundary {}   batch buckets {}, realtime buckets {}",
+    let mut out = format!(
+        "{} – {}   boundary {}   batch buckets {}, realtime buckets {}\n",
         s(&answer["from"]),
         s(&answer["to"]),
         answer["boundary"].as_str().unwrap_or("none"),
@@ -189,50 +250,106 @@ fn print_answer(what: &QueryKind, answer: &Value) {
     );
     let empty = Vec::new();
     let items = answer["items"].as_array().unwrap_or(&empty);
-    match what {
-        QueryKind::TopHashtags { .. } => {
-            println!("{:>4}  {:<30} {:>10}", "rank", "hashtag", "count");
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    match table {
+        Table::Hashtags => {
+            rows.push(vec!["rank".into(), "hashtag".into(), "count".into()]);
             for (i, item) in items.iter().enumerate() {
-                println!(
-                    "{:>4}  #{:<29} {:>10}",
-                    i + 1,
-                    s(&item["hashtag"]),
-                    item["count"]
-                );
+                rows.push(vec![
+                    (i + 1).to_string(),
+                    format!("#{}", s(&item["hashtag"])),
+                    item["count"].to_string(),
+                ]);
             }
+            out.push_str(&aligned(&rows, &[0, 2]));
         }
-        QueryKind::TopTweets { .. } => {
-            println!("{:>4}  {:>8}  {:<20}  text", "rank", "score", "tweet id");
+        Table::Tweets => {
+            rows.push(vec![
+                "rank".into(),
+                "score".into(),
+                "tweet id".into(),
+                "text".into(),
+            ]);
             for (i, item) in items.iter().enumerate() {
                 let text: String = s(&item["text"])
-                    .replace('\n', " ")
+                    .replace(['\n', '\r', '\t'], " ")
                     .chars()
                     .take(80)
                     .collect();
-                println!(
-                    "{:>4}  {:>8}  {:<20}  {text}",
-                    i + 1,
-                    item["score"],
-                    s(&item["tweet_id"])
-                );
+                rows.push(vec![
+                    (i + 1).to_string(),
+                    item["score"].to_string(),
+                    s(&item["tweet_id"]),
+                    text,
+                ]);
             }
+            out.push_str(&aligned(&rows, &[0, 1]));
         }
-        QueryKind::Series { .. } => {
+        Table::Series => {
             let buckets = answer["buckets"].as_array().unwrap_or(&empty);
             let series = answer["series"].as_array().unwrap_or(&empty);
-            let names: Vec<String> = series.iter().map(|l| s(&l["hashtag"])).collect();
-            println!("{:<22} {}", "bucket", names.join("  "));
+            let mut header = vec!["bucket".to_string()];
+            header.extend(series.iter().map(|l| s(&l["hashtag"])));
+            rows.push(header);
             for (k, b) in buckets.iter().enumerate() {
-                let counts: Vec<String> =
-                    series.iter().map(|l| l["counts"][k].to_string()).collect();
-                println!("{:<22} {}", s(b), counts.join("  "));
+                let mut row = vec![s(b)];
+                row.extend(series.iter().map(|l| l["counts"][k].to_string()));
+                rows.push(row);
             }
+            let numbers: Vec<usize> = (1..=series.len()).collect();
+            out.push_str(&aligned(&rows, &numbers));
         }
     }
     if answer["partial"].as_bool() == Some(true) {
-        println!("partial answer:");
+        out.push_str("partial answer:\n");
     }
     for w in answer["warnings"].as_array().unwrap_or(&empty) {
-        println!("warning: {}", s(w));
+        out.push_str(&format!("warning: {}\n", s(w)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn width(line: &str) -> usize {
+        unicode_width::UnicodeWidthStr::width(line)
+    }
+
+    #[test]
+    fn numbers_sit_under_their_header_whatever_the_characters() {
+        let answer = json!({"from": "a", "to": "b", "sources": {}, "items": [
+            {"hashtag": "日本語タグ", "count": 7},
+            {"hashtag": "ascii", "count": 12345},
+        ]});
+        let text = render_answer(Table::Hashtags, &answer);
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        // Every line ends at the same terminal column: the right edge of
+        // `count`, over the right edge of each number.
+        assert!(lines[0].ends_with("count"), "{text}");
+        assert_eq!(width(lines[1]), width(lines[0]), "{text}");
+        assert_eq!(width(lines[2]), width(lines[0]), "{text}");
+    }
+
+    #[test]
+    fn series_counts_sit_under_their_hashtag() {
+        let answer = json!({"from": "a", "to": "b", "sources": {},
+            "buckets": ["2021-08-29T23:51:00Z", "2021-08-29T23:52:00Z"],
+            "series": [{"hashtag": "longhashtagname", "counts": [1, 22]}, {"hashtag": "x", "counts": [333, 4]}]});
+        let text = render_answer(Table::Series, &answer);
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        // The last digit of each count under the last letter of its hashtag.
+        let end_of = |name: &str| lines[0].find(name).expect("header") + name.len();
+        for (line, counts) in lines[1..].iter().zip([("1", "333"), ("22", "4")]) {
+            assert_eq!(width(line), width(lines[0]), "{text}");
+            assert!(
+                line[..end_of("longhashtagname")].ends_with(counts.0),
+                "{text}"
+            );
+            assert!(line[..end_of("  x")].ends_with(counts.1), "{text}");
+        }
     }
 }

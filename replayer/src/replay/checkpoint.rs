@@ -55,6 +55,36 @@ pub struct Settings {
     pub to: Option<String>,
 }
 
+impl Settings {
+    /// Why a checkpoint saved with `self` cannot be resumed with `wanted`,
+    /// in words: each setting that differs, and the two ways forward.
+    pub fn mismatch(&self, checkpoint: &str, wanted: &Settings) -> String {
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "not set".into());
+        let mut differences = Vec::new();
+        let mut differ = |flag: &str, saved: String, now: String| {
+            if saved != now {
+                differences.push(format!("{flag} was {saved} and is {now} now"));
+            }
+        };
+        let (a, b) = (&self.topics, &wanted.topics);
+        differ("--tweets-topic", a.tweets.clone(), b.tweets.clone());
+        differ("--hashtags-topic", a.hashtags.clone(), b.hashtags.clone());
+        differ(
+            "--dead-letter-topic",
+            a.dead_letters.clone(),
+            b.dead_letters.clone(),
+        );
+        differ("--from", show(&self.from), show(&wanted.from));
+        differ("--to", show(&self.to), show(&wanted.to));
+        format!(
+            "checkpoint {checkpoint:?} belongs to a replay with other settings: {}. \
+             Either pass --restart to publish everything again under this checkpoint, \
+             or --checkpoint NAME to keep this replay apart from that one",
+            differences.join("; ")
+        )
+    }
+}
+
 /// A position in replay order: (event time in ms, tweet id).
 pub type Position = (i64, i64);
 
@@ -135,5 +165,37 @@ impl Checkpoint {
         .await
         .map_err(Error::mysql("write the replay checkpoint"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mismatch_says_in_words_what_differs_and_what_to_do() {
+        let saved = Settings {
+            topics: super::super::Topics::default(),
+            from: None,
+            to: None,
+        };
+        let mut wanted = saved.clone();
+        wanted.topics.tweets = "other".into();
+        wanted.from = Some("2021-08-29T00:00:00Z".into());
+        let text = saved.mismatch("replay", &wanted);
+        assert!(!text.contains("Settings {"), "no Debug dump: {text}");
+        assert!(
+            text.contains("--tweets-topic was tweets and is other now"),
+            "{text}"
+        );
+        assert!(
+            text.contains("--from was not set and is 2021-08-29T00:00:00Z now"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("--hashtags-topic"),
+            "only what differs: {text}"
+        );
+        assert!(text.contains("--restart") && text.contains("--checkpoint NAME"));
     }
 }

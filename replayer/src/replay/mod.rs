@@ -130,10 +130,7 @@ pub async fn run(
     let mut published: HashSet<Published> = HashSet::new();
     let mut cp = match existing {
         Some(cp) if cp.settings != settings => {
-            return Err(Error::Config(format!(
-                "checkpoint {:?} belongs to another replay ({:?}); pass --restart to start over, or --checkpoint NAME",
-                cp.name, cp.settings
-            )))
+            return Err(Error::Config(cp.settings.mismatch(&cp.name, &settings)))
         }
         Some(cp) if cp.phase == Phase::Done => {
             summary.already_complete = true;
