@@ -171,15 +171,17 @@ impl Producer {
         self.delivery_result()
     }
 
+    /// The failures since the previous barrier (then forgotten: a failure
+    /// fails one barrier, not every later one), else the offsets reached.
     fn delivery_result(&self) -> Result<Offsets> {
         let ctx = self.inner.context();
-        let failed = ctx.failed.load(Ordering::Relaxed);
+        let failed = ctx.failed.swap(0, Ordering::Relaxed);
         if failed > 0 {
             let last = ctx
                 .last_error
                 .lock()
                 .ok()
-                .and_then(|l| l.clone())
+                .and_then(|mut l| l.take())
                 .unwrap_or_default();
             return Err(Error::Delivery {
                 count: failed,
@@ -206,5 +208,54 @@ impl Producer {
             .map_err(|e| Error::Timeout(format!("flush task failed: {e}")))?
             .map_err(Error::kafka("flush the producer"))?;
         self.delivery_result()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+    /// librdkafka's mock cluster: a delivery refused by the broker with an
+    /// error that is not retried.
+    #[test]
+    fn a_failed_delivery_fails_its_flush_and_not_every_later_one() {
+        let mock = MockCluster::new(1).expect("mock cluster");
+        mock.create_topic("t", 1, 1).expect("topic");
+        let producer = Producer::new(&KafkaOptions {
+            brokers: mock.bootstrap_servers(),
+            properties: vec![("message.timeout.ms".into(), "5000".into())],
+        })
+        .expect("producer");
+        producer
+            .send_blocking("t", "k", b"first", 0)
+            .expect("queued");
+        producer.flush_blocking().expect("delivered");
+
+        mock.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_RECORD],
+        );
+        producer
+            .send_blocking("t", "k", b"refused", 0)
+            .expect("queued");
+        let err = producer
+            .flush_blocking()
+            .expect_err("the refused message fails its flush");
+        assert!(matches!(err, Error::Delivery { count: 1, .. }), "{err}");
+
+        mock.clear_request_errors(RDKafkaApiKey::Produce);
+        producer
+            .send_blocking("t", "k", b"third", 0)
+            .expect("queued");
+        let offsets = producer
+            .flush_blocking()
+            .expect("a later flush reports only its own messages");
+        assert_eq!(
+            offsets.get("t:0"),
+            Some(&2),
+            "the refused one took no offset: {offsets:?}"
+        );
     }
 }

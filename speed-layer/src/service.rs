@@ -31,7 +31,9 @@ use tweetlambda_kafka::{self as kafka, Producer, TopicSpec};
 
 use crate::config::SpeedConfig;
 use tweetlambda_core::admit::{admit_hashtag, admit_tweet, check_not_future};
-use tweetlambda_core::messages::{DeadLetter, Marker, RetweetEvent, RetweetsMessage};
+use tweetlambda_core::messages::{
+    excerpt, DeadLetter, Marker, RetweetEvent, RetweetsMessage, EXCERPT_BYTES,
+};
 
 use crate::engine::{Engine, Event, Input, Outcome, Source, TopKind};
 use crate::error::{Error, Result};
@@ -117,6 +119,9 @@ pub struct SpeedSummary {
     pub dead_letters: u64,
     /// Window instances finalised.
     pub finals: u64,
+    /// Output and dead-letter messages the broker refused (or that could
+    /// not be queued): logged and counted, the loop goes on.
+    pub produce_failures: u64,
 }
 
 /// Runs the speed layer until `shutdown` turns true.
@@ -386,8 +391,14 @@ fn handle(
                         tweet_id: original.to_string(),
                         retweet_id: tweet.message.id.to_string(),
                         created_at: tweet.created_at,
-                        text: tweetlambda_core::aggregate::retweeted_text(&tweet.message.text)
-                            .to_string(),
+                        // Bounded: the text is only shown, and a huge one
+                        // must not make the message too large to send.
+                        text: excerpt(
+                            tweetlambda_core::aggregate::retweeted_text(&tweet.message.text)
+                                .as_bytes(),
+                            EXCERPT_BYTES,
+                        )
+                        .0,
                     };
                     let payload =
                         serde_json::to_vec(&r).map_err(|e| Error::Config(e.to_string()))?;
@@ -482,15 +493,33 @@ fn handle(
                 m.payload(),
             );
             let now_ms = chrono::Utc::now().timestamp_millis();
-            producer.send_blocking(
+            let sent = producer.send_blocking(
                 &t.dead_letters,
                 &letter.key(),
                 letter.to_json().as_bytes(),
                 now_ms,
-            )?;
+            );
+            count_failure(sent, &t.dead_letters, summary);
         }
     }
     Ok(())
+}
+
+/// A message that could not be queued, or a flush that found deliveries
+/// refused, is logged and counted; the loop goes on. (Outputs are
+/// recomputed state: the next change of a key sends it again.)
+fn count_failure(result: kafka::Result<impl Sized>, topic: &str, summary: &mut SpeedSummary) {
+    if let Err(e) = result {
+        summary.produce_failures += 1;
+        counter!("speed_produce_failures_total", "topic" => topic.to_string()).increment(1);
+        if summary.produce_failures <= 10 || summary.produce_failures.is_multiple_of(1000) {
+            tracing::error!(
+                topic,
+                failures = summary.produce_failures,
+                "output not delivered, going on: {e}"
+            );
+        }
+    }
 }
 
 /// What this instance last told each retweets partition.
@@ -567,14 +596,18 @@ fn flush(
             TopKind::Hashtags => &t.top_hashtags,
             TopKind::Tweets => &t.top_tweets,
         };
-        producer.send_blocking(topic, &m.window, m.value.to_string().as_bytes(), now_ms)?;
+        let sent = producer.send_blocking(topic, &m.window, m.value.to_string().as_bytes(), now_ms);
+        count_failure(sent, topic, summary);
     }
     for v in &out.view {
-        producer.send_blocking(&t.view, &v.key, v.value.as_bytes(), now_ms)?;
+        let sent = producer.send_blocking(&t.view, &v.key, v.value.as_bytes(), now_ms);
+        count_failure(sent, &t.view, summary);
     }
     let produced = Instant::now();
-    producer.flush_blocking()?;
+    let flushed = producer.flush_blocking();
     histogram!("speed_flush_seconds").record(produced.elapsed().as_secs_f64());
+    let delivered = flushed.is_ok();
+    count_failure(flushed, "outputs", summary);
     summary.finals += out.finals as u64;
     counter!("speed_top_messages_total").increment(out.tops.len() as u64);
     counter!("speed_view_records_total").increment(out.view.len() as u64);
@@ -586,8 +619,10 @@ fn flush(
         gauge!("speed_max_event_time_ms").set(m as f64);
     }
     gauge!("speed_buckets_held").set(engine.buckets_held() as f64);
-    // Outputs are durable: now the inputs that produced them may be committed.
-    if !positions.is_empty() {
+    // Outputs are durable: now the inputs that produced them may be
+    // committed (not after a refused delivery; the state is rebuilt from
+    // the input on restart either way).
+    if delivered && !positions.is_empty() {
         let mut tpl = TopicPartitionList::new();
         for ((input, partition), offset) in positions.iter() {
             let topic = topic_of(config, *input);

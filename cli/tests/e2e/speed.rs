@@ -380,6 +380,31 @@ fn send(p: &BaseProducer, topic: &str, key: &str, payload: &[u8]) {
         .expect("queue");
 }
 
+/// Output messages the broker refuses (here: larger than the producer's
+/// `message.max.bytes`, as top-tweets messages with long texts can be) are
+/// counted; the loop goes on and the other outputs stay exact.
+#[tokio::test]
+async fn outputs_the_broker_refuses_are_counted_and_the_layer_goes_on() {
+    let (db, topics) = replayed_seed(&[]).await;
+    let (hashtags, _) = expected_finals(&db).await;
+    let speed = Speed::new();
+    let child = speed.start(&topics, &["-X", "message.max.bytes=1500"]);
+    speed.wait_for_finals(&hashtags);
+    let summary = stop(child);
+    let refused: u64 = summary
+        .rsplit(", ")
+        .next()
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        summary.ends_with("outputs not delivered\n") && refused > 0,
+        "top-tweets messages over 1,500 bytes were refused: {summary}"
+    );
+    let got = read_finals(&speed.topic("top_hashtags"));
+    assert_eq!(&merge_finals(&got, "hashtag", "count"), &hashtags);
+}
+
 #[tokio::test]
 async fn shuffled_arrivals_bad_messages_and_late_events() {
     let db = TestDb::new().await;
