@@ -13,6 +13,13 @@
 //! group. On start, data files that no commit lists (left by a crash) are
 //! removed and every partition resumes after its last committed offset, so
 //! a re-run or a crash never duplicates or loses a message.
+//!
+//! One archive writes into a master dataset at a time: it holds
+//! `MASTER/.archive.lock` (a second one fails at start). Data files, commit
+//! files and their directories are fsynced before a commit counts. A
+//! partition whose topic no longer holds the offset the archive resumes
+//! from (retention deleted it, or the topic was re-created) is an error that
+//! names the offsets: the archive never skips data silently.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -188,6 +195,36 @@ fn recover(master: &Path, topic: &str, summary: &mut ArchiveSummary) -> Result<B
     Ok(last)
 }
 
+/// The archive's lock file in the master dataset.
+const ARCHIVE_LOCK: &str = ".archive.lock";
+
+/// Checks that a partition holding offsets `low..high` can be archived from
+/// `from` without a gap.
+fn check_resume(topic: &str, partition: i32, from: i64, low: i64, high: i64) -> Result<()> {
+    let gap = |detail: String| {
+        Err(Error::Gap {
+            topic: topic.to_string(),
+            partition,
+            detail,
+        })
+    };
+    if from > high {
+        return gap(format!(
+            "the master dataset holds offsets up to {} but the partition ends at {high}: \
+             was the topic deleted and created again? Archive it into another master dataset",
+            from - 1
+        ));
+    }
+    if from < low {
+        return gap(format!(
+            "offsets {from}..{} were deleted from the topic (retention) before they were archived; \
+             its first offset is {low}",
+            low - 1
+        ));
+    }
+    Ok(())
+}
+
 /// Writes one partition's rows as one file per event date, then commits them.
 fn write_batch(
     master: &Path,
@@ -217,6 +254,7 @@ fn write_batch(
         let tmp = path.with_extension("parquet.tmp");
         write_parquet(&tmp, partition, &rows)?;
         fs::rename(&tmp, &path).map_err(Error::io(&path))?;
+        crate::manifest::sync_dir(&dir)?;
         files.push(relative);
         summary.files += 1;
     }
@@ -231,8 +269,11 @@ fn write_batch(
     let path = master.join("_commits").join(format!("{stem}.json"));
     let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(&commit).map_err(|e| Error::Corrupt(e.to_string()))?;
-    fs::write(&tmp, text).map_err(Error::io(&tmp))?;
+    let mut file = fs::File::create(&tmp).map_err(Error::io(&tmp))?;
+    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(Error::io(&tmp))?;
+    file.sync_all().map_err(Error::io(&tmp))?;
     fs::rename(&tmp, &path).map_err(Error::io(&path))?;
+    crate::manifest::sync_dir(&master.join("_commits"))?;
     summary.archived += rows.len() as u64;
     Ok(())
 }
@@ -299,10 +340,10 @@ pub(crate) fn write_parquet(path: &Path, partition: i32, rows: &[&Row]) -> Resul
     writer
         .write(&batch)
         .map_err(|e| Error::Parquet(path.display().to_string(), e.to_string()))?;
-    writer
-        .close()
+    let file = writer
+        .into_inner()
         .map_err(|e| Error::Parquet(path.display().to_string(), e.to_string()))?;
-    Ok(())
+    file.sync_all().map_err(Error::io(path))
 }
 
 /// Archives until the end of the topic (`once`) or until `shutdown`.
@@ -331,12 +372,20 @@ fn archive_loop(
 ) -> Result<ArchiveSummary> {
     let mut summary = ArchiveSummary::default();
     fs::create_dir_all(&config.master).map_err(Error::io(&config.master))?;
+    // Before recovery: another archive's renamed but uncommitted files are
+    // not leftovers of a crash.
+    let _lock = crate::manifest::lock_file(&config.master, ARCHIVE_LOCK).map_err(|e| match e {
+        Error::Locked(_) => Error::ArchiveLocked(config.master.display().to_string()),
+        e => e,
+    })?;
     let done = recover(&config.master, &config.topic, &mut summary)?;
     let consumer: BaseConsumer = config
         .kafka
         .client_config()
         .set("group.id", "tweetlambda-archive")
         .set("enable.auto.commit", "false")
+        // An offset the topic no longer holds is an error, never a jump.
+        .set("auto.offset.reset", "error")
         .create()
         .map_err(|e| Error::Kafka(format!("create the consumer: {e}")))?;
     let mut assignment = TopicPartitionList::new();
@@ -347,6 +396,10 @@ fn archive_loop(
             continue;
         };
         let from = done.get(&p).map_or(0, |last| last + 1);
+        let (low, high) = consumer
+            .fetch_watermarks(&config.topic, p, Duration::from_secs(10))
+            .map_err(|e| Error::Kafka(format!("offsets of {}:{p}: {e}", config.topic)))?;
+        check_resume(&config.topic, p, from, low, high)?;
         assignment
             .add_partition_offset(&config.topic, p, Offset::Offset(from))
             .map_err(|e| Error::Kafka(format!("assign: {e}")))?;
@@ -365,7 +418,15 @@ fn archive_loop(
             break;
         }
         if let Some(message) = consumer.poll(Duration::from_millis(200)) {
-            let m = message.map_err(|e| Error::Kafka(format!("read {}: {e}", config.topic)))?;
+            let m = message.map_err(|e| match e.rdkafka_error_code() {
+                // Retention overtook the archive while it ran.
+                Some(rdkafka::types::RDKafkaErrorCode::OffsetOutOfRange) => Error::Kafka(format!(
+                    "read {}: the next offsets to archive were deleted from the topic (retention) \
+                     while the archive ran ({e}); what is committed stays, nothing was skipped",
+                    config.topic
+                )),
+                _ => Error::Kafka(format!("read {}: {e}", config.topic)),
+            })?;
             let (p, offset) = (m.partition(), m.offset());
             let wall_ms = chrono::Utc::now().timestamp_millis();
             match decode_tweet(m.payload()).and_then(|t| {
@@ -455,4 +516,34 @@ fn decode_tweet(payload: Option<&[u8]>) -> std::result::Result<TweetEvent, Strin
     admit_tweet(payload)
         .map(|t| t.to_event())
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resume_point_the_topic_no_longer_holds_is_a_named_gap() {
+        assert!(
+            check_resume("tweets", 0, 0, 0, 0).is_ok(),
+            "empty topic, nothing archived"
+        );
+        assert!(
+            check_resume("tweets", 0, 100, 0, 100).is_ok(),
+            "archived to the end"
+        );
+        assert!(check_resume("tweets", 0, 100, 40, 250).is_ok());
+        let e = check_resume("tweets", 2, 100, 250, 900).expect_err("retention");
+        assert_eq!(
+            e.to_string(),
+            "gap in tweets partition 2: offsets 100..249 were deleted from the topic (retention) \
+             before they were archived; its first offset is 250; nothing was archived (the master dataset is unchanged)"
+        );
+        let e = check_resume("tweets", 1, 1000, 0, 10).expect_err("re-created");
+        assert!(
+            e.to_string()
+                .contains("holds offsets up to 999 but the partition ends at 10"),
+            "{e}"
+        );
+    }
 }

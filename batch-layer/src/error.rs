@@ -31,6 +31,19 @@ pub enum Error {
     /// Another batch run holds the lock of the views directory.
     #[error("another batch run is publishing into {0} (it holds {0}/.batch.lock)")]
     Locked(String),
+    /// Another archive writes into the same master dataset.
+    #[error("another archive is writing into the master dataset {0} (it holds {0}/.archive.lock); run one archive per master dataset")]
+    ArchiveLocked(String),
+    /// The topic does not hold the offsets the archive resumes from.
+    #[error("gap in {topic} partition {partition}: {detail}; nothing was archived (the master dataset is unchanged)")]
+    Gap {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// Which offsets, and the likely cause.
+        detail: String,
+    },
     /// Broker setup failed.
     #[error(transparent)]
     Broker(#[from] tweetlambda_kafka::Error),

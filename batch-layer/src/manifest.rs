@@ -119,7 +119,8 @@ pub fn write(views: &Path, manifest: &Manifest) -> Result<()> {
     sync_dir(views)
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+/// fsync of a directory: the names renamed into it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(Error::io(dir))
@@ -134,7 +135,16 @@ pub struct Lock {
 
 /// Takes the lock, or fails at once with [`Error::Locked`].
 pub fn lock(views: &Path) -> Result<Lock> {
-    let path = views.join(LOCK);
+    lock_file(views, LOCK).map_err(|e| match e {
+        Error::Locked(_) => Error::Locked(views.display().to_string()),
+        e => e,
+    })
+}
+
+/// Takes the lock file `name` in `dir`; [`Error::Locked`] names the file
+/// when another process holds it.
+pub(crate) fn lock_file(dir: &Path, name: &str) -> Result<Lock> {
+    let path = dir.join(name);
     let file = File::options()
         .create(true)
         .truncate(false)
@@ -143,7 +153,7 @@ pub fn lock(views: &Path) -> Result<Lock> {
         .map_err(Error::io(&path))?;
     match file.try_lock() {
         Ok(()) => Ok(Lock { _file: file }),
-        Err(fs::TryLockError::WouldBlock) => Err(Error::Locked(views.display().to_string())),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::Locked(path.display().to_string())),
         Err(fs::TryLockError::Error(e)) => Err(Error::io(&path)(e)),
     }
 }

@@ -115,3 +115,78 @@ async fn archive_holds_every_tweet_once_after_a_rerun_and_a_kill() {
     assert_eq!(read_master(&master).0.len(), 8759);
     let _ = std::fs::remove_dir_all(&master);
 }
+
+/// A second archive on a master dataset in use fails at start, naming the
+/// lock, and removes nothing of the first one's; an archive whose topic no
+/// longer holds the offsets it resumes from fails naming them.
+#[tokio::test]
+async fn one_archive_per_master_dataset_and_no_silent_gap() {
+    let db = TestDb::new().await;
+    db.load_dump(&shared_data("tweet_hashtags_db.sql"));
+    let topics = TestTopics::new();
+    topics.replay(&db, &[]);
+    let brokers = brokers();
+    let master = scratch_dir("tl_master");
+    let m = master.to_str().unwrap_or_default();
+    let base = [
+        "archive",
+        "--brokers",
+        &brokers,
+        "--tweets-topic",
+        &topics.tweets,
+        "--master",
+        m,
+    ];
+    let first: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain(["--batch-interval", "100ms"])
+        .collect();
+    let mut child = spawn_tweetlambda(&first);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_dir(master.join("_commits")).map_or(0, |d| d.count()) < 1 {
+        assert!(Instant::now() < deadline, "no commits");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second: Vec<&str> = base.iter().copied().chain(["--once"]).collect();
+    let out = tweetlambda(&second);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the second archive ran: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "another archive is writing into the master dataset {m}"
+        )),
+        "{stderr}"
+    );
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    // The first one's work is whole: a run after it archives the rest, once.
+    ok(tweetlambda(&second));
+    assert_eq!(read_master(&master).0.len(), 8759);
+
+    // The master dataset says partition 0 was archived far past the
+    // topic's end, as after the topic was deleted and created again.
+    let commits = master.join("_commits");
+    let entry = std::fs::read_dir(&commits)
+        .expect("commits")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("\"partition\": 0")))
+        .expect("a commit of partition 0");
+    let mut commit: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&entry).expect("read")).expect("JSON");
+    commit["last"] = serde_json::json!(1_000_000);
+    std::fs::write(&entry, commit.to_string()).expect("write");
+    let out = tweetlambda(&second);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "gap in {} partition 0: the master dataset holds offsets up to 1000000",
+            topics.tweets
+        )),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&master);
+}
