@@ -95,7 +95,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if given == Some(token.as_str()) {
+    if given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
         Ok(())
     } else {
         Err(ApiError {
@@ -104,6 +104,18 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
             message: "a bearer token is required (Authorization: Bearer …)".into(),
         })
     }
+}
+
+/// Compares a given secret with the expected one in time that depends on
+/// their lengths only, not on where they first differ.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    let mut differ = u8::from(given.len() != expected.len());
+    for (k, e) in expected.iter().enumerate() {
+        // Past the end of `given`, compare with a byte no secret can match
+        // equally for every position (the lengths already differ then).
+        differ |= e ^ given.get(k).copied().unwrap_or(!e);
+    }
+    differ == 0
 }
 
 /// Query parameters, checked: unknown or repeated ones are refused.
@@ -383,6 +395,16 @@ async fn dashboard() -> Html<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_compare_equal_only_when_equal() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(!same_secret(b"s3creT", b"s3cret"));
+        assert!(!same_secret(b"s3cre", b"s3cret"), "a prefix");
+        assert!(!same_secret(b"s3crets", b"s3cret"), "longer");
+        assert!(!same_secret(b"", b"s3cret"));
+        assert!(same_secret(b"", b""));
+    }
 
     /// Before any batch version exists, ranges align to the realtime view's
     /// bucket (the server's `--bucket`), not to one minute.

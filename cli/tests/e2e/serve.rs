@@ -23,6 +23,10 @@ struct Server {
 
 impl Server {
     fn start(views: &std::path::Path, view_topic: &str) -> Server {
+        Server::start_with(views, view_topic, &[])
+    }
+
+    fn start_with(views: &std::path::Path, view_topic: &str, extra: &[&str]) -> Server {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tweetlambda"))
             .args([
                 "serve",
@@ -37,6 +41,7 @@ impl Server {
                 "--reload-interval",
                 "200ms",
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -290,9 +295,9 @@ async fn merged_answers_equal_an_exact_recomputation_whatever_the_boundary() {
     let _ = std::fs::remove_dir_all(&views);
 }
 
-/// The dashboard in headless Chromium: it loads, its script draws the top
-/// hashtag of the last hour (its default range), and logs no error.
-fn assert_dashboard_shows(server: &Server, top_hashtag: &str) {
+/// The dashboard at `url` in headless Chromium: the page after its script
+/// ran, and the browser's log.
+fn chromium_dom(url: &str) -> (String, String) {
     let out = std::process::Command::new("chromium")
         .args([
             "--headless",
@@ -302,12 +307,20 @@ fn assert_dashboard_shows(server: &Server, top_hashtag: &str) {
             "--v=0",
             "--virtual-time-budget=5000",
             "--dump-dom",
-            &format!("{}/", server.url),
+            url,
         ])
         .output()
         .expect("chromium (scripts/services.sh installs it)");
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let log = String::from_utf8_lossy(&out.stderr);
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The dashboard in headless Chromium: it loads, its script draws the top
+/// hashtag of the last hour (its default range), and logs no error.
+fn assert_dashboard_shows(server: &Server, top_hashtag: &str) {
+    let (dom, log) = chromium_dom(&format!("{}/", server.url));
     assert!(
         dom.contains(&format!(">#{top_hashtag}<")),
         "top hashtag #{top_hashtag} not drawn:\n{dom}"
@@ -318,6 +331,33 @@ fn assert_dashboard_shows(server: &Server, top_hashtag: &str) {
         .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught"))
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:?}");
+}
+
+/// With `--token`, the API refuses calls without it, and the dashboard
+/// opened with the token in its fragment sends it and draws.
+#[tokio::test]
+async fn the_dashboard_works_when_the_server_needs_a_token() {
+    let views = scratch_dir("tl_views");
+    let server = Server::start_with(&views, &unique("missing"), &["--token", "s3cret"]);
+    let code = |auth: &[&str]| -> String {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .args(auth)
+            .arg(format!("{}/api/status", server.url))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(code(&[]), "401");
+    assert_eq!(code(&["-H", "Authorization: Bearer s3cre"]), "401");
+    assert_eq!(code(&["-H", "Authorization: Bearer s3cret"]), "200");
+    let (dom, _) = chromium_dom(&format!("{}/#token=s3cret", server.url));
+    assert!(
+        dom.contains("no batch version"),
+        "the status was drawn:\n{dom}"
+    );
+    assert!(!dom.contains(": 401 "), "no refused call shown: {dom}");
+    let _ = std::fs::remove_dir_all(&views);
 }
 
 #[tokio::test]
