@@ -193,3 +193,43 @@ async fn broken_lines_are_reported_with_their_line_number_and_skipped() {
     assert_eq!(n, 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A value longer than its column (a hashtag over 300 characters, a text
+/// over 64 KB) skips its line with the line number; the load goes on.
+#[tokio::test]
+async fn values_longer_than_their_column_skip_their_line_not_the_load() {
+    let db = TestDb::new().await;
+    let dir = scratch_dir("tl_load");
+    let path = dir.join("long.jsonl");
+    let tweet = |id: u64, text: &str, tag: &str| {
+        serde_json::json!({
+            "id_str": id.to_string(), "created_at": "Sun Aug 29 23:51:27 +0000 2021", "full_text": text,
+            "entities": {"hashtags": [{"text": tag}]}
+        })
+        .to_string()
+    };
+    let lines = [
+        tweet(1, "short #ok", "ok"),
+        tweet(2, "long hashtag", &"h".repeat(301)),
+        tweet(3, &"x".repeat(70_000), "big"),
+        tweet(4, "fine #ok", "ok"),
+    ];
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+    let out = ok(tweetlambda(&[
+        "load",
+        "--mysql-url",
+        &db.url,
+        path.to_str().expect("path"),
+    ]));
+    assert!(out.contains("2 inserted"), "{out}");
+    assert!(out.contains("2 lines skipped"), "{out}");
+    assert!(
+        out.contains("long.jsonl:2: hashtag of 301 characters is longer than its column (300)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("long.jsonl:3: text of 70000 bytes is longer than its column (65535)"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

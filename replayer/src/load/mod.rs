@@ -85,6 +85,10 @@ impl std::fmt::Display for LoadSummary {
 
 const MAX_EXAMPLES: usize = 20;
 
+/// The longest JSON line read (an API v2 page of 100 tweets with its
+/// includes is about 1 MB); a longer one is skipped, not held in memory.
+const MAX_LINE_BYTES: u64 = 64 << 20;
+
 impl LoadSummary {
     fn skip(&mut self, path: &Path, line: u64, reason: &str) {
         self.skipped += 1;
@@ -147,6 +151,50 @@ fn progress_bar(enabled: bool, size: u64, path: &Path) -> ProgressBar {
     bar
 }
 
+/// What [`read_line_capped`] read.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// The end of the input.
+    End,
+    /// A line, into the buffer.
+    Read,
+    /// A line longer than the cap, of this many bytes: read and dropped.
+    TooLong(u64),
+}
+
+/// Reads one line into `buf`, holding at most `cap` bytes of it.
+fn read_line_capped<R: BufRead>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    cap: u64,
+) -> std::io::Result<Line> {
+    let n = reader.by_ref().take(cap + 1).read_until(b'\n', buf)?;
+    if n == 0 {
+        return Ok(Line::End);
+    }
+    if buf.len() as u64 <= cap || buf.ends_with(b"\n") {
+        return Ok(Line::Read);
+    }
+    let mut bytes = n as u64;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            break;
+        }
+        let (used, end) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        reader.consume(used);
+        bytes += used as u64;
+        if end {
+            break;
+        }
+    }
+    buf.clear();
+    Ok(Line::TooLong(bytes))
+}
+
 async fn load_json<R: BufRead>(
     mut reader: R,
     path: &Path,
@@ -158,16 +206,26 @@ async fn load_json<R: BufRead>(
     let mut line_no = 0u64;
     loop {
         buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|source| Error::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
-        if n == 0 {
-            break;
+        let io = |source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        match read_line_capped(&mut reader, &mut buf, MAX_LINE_BYTES).map_err(io)? {
+            Line::End => break,
+            Line::Read => line_no += 1,
+            Line::TooLong(bytes) => {
+                line_no += 1;
+                summary.lines += 1;
+                summary.skip(
+                    path,
+                    line_no,
+                    &format!(
+                        "line of {bytes} bytes is longer than the limit ({MAX_LINE_BYTES} bytes)"
+                    ),
+                );
+                continue;
+            }
         }
-        line_no += 1;
         let Ok(line) = std::str::from_utf8(&buf) else {
             summary.lines += 1;
             summary.skip(path, line_no, "not valid UTF-8");
@@ -179,9 +237,15 @@ async fn load_json<R: BufRead>(
         summary.lines += 1;
         match json::parse_line(line) {
             Ok(records) => {
-                for r in records {
-                    summary.tweets += 1;
-                    writer.push(r);
+                // A line (an API v2 page) is loaded whole or skipped whole.
+                match records.iter().try_for_each(Record::check_columns) {
+                    Ok(()) => {
+                        for r in records {
+                            summary.tweets += 1;
+                            writer.push(r);
+                        }
+                    }
+                    Err(reason) => summary.skip(path, line_no, &reason),
                 }
             }
             Err(reason) => summary.skip(path, line_no, &reason),
@@ -218,7 +282,7 @@ async fn load_csv<R: Read>(
             Ok(false) => break,
             Ok(true) => {
                 summary.lines += 1;
-                match csv::parse_row(&row, &cols) {
+                match csv::parse_row(&row, &cols).and_then(|r| r.check_columns().map(|()| r)) {
                     Ok(r) => {
                         summary.tweets += 1;
                         writer.push(r);
@@ -245,4 +309,42 @@ async fn load_csv<R: Read>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_over_the_cap_is_dropped_and_the_next_one_read() {
+        let mut input = std::io::Cursor::new(b"short\n0123456789abcdef\nnext\nlast".to_vec());
+        let mut buf = Vec::new();
+        assert_eq!(
+            read_line_capped(&mut input, &mut buf, 10).expect("read"),
+            Line::Read
+        );
+        assert_eq!(buf, b"short\n");
+        buf.clear();
+        assert_eq!(
+            read_line_capped(&mut input, &mut buf, 10).expect("read"),
+            Line::TooLong(17)
+        );
+        assert!(buf.is_empty());
+        assert_eq!(
+            read_line_capped(&mut input, &mut buf, 10).expect("read"),
+            Line::Read
+        );
+        assert_eq!(buf, b"next\n");
+        buf.clear();
+        assert_eq!(
+            read_line_capped(&mut input, &mut buf, 10).expect("read"),
+            Line::Read
+        );
+        assert_eq!(buf, b"last");
+        buf.clear();
+        assert_eq!(
+            read_line_capped(&mut input, &mut buf, 10).expect("read"),
+            Line::End
+        );
+    }
 }

@@ -91,6 +91,56 @@ impl Record {
     }
 }
 
+/// The longest values the schema's columns hold (`sql/`): `tweets.tweet`
+/// is a TEXT (bytes), the others VARCHAR (characters).
+const TEXT_BYTES: usize = 65_535;
+const HASHTAG_CHARS: usize = 300;
+const CHAR_LIMITS: [(&str, usize); 5] = [
+    ("date_time", 40),
+    ("language", 10),
+    ("user screen name", 100),
+    ("place name", 255),
+    ("country code", 8),
+];
+
+impl Record {
+    /// Why the record does not fit the schema's columns, if it does not: a
+    /// line is skipped for it (with its number), never the whole load.
+    pub fn check_columns(&self) -> Result<(), String> {
+        if self.text.len() > TEXT_BYTES {
+            return Err(format!(
+                "text of {} bytes is longer than its column ({TEXT_BYTES})",
+                self.text.len()
+            ));
+        }
+        if let Some((tag, _)) = self
+            .hashtags
+            .iter()
+            .find(|(h, _)| h.chars().count() > HASHTAG_CHARS)
+        {
+            return Err(format!(
+                "hashtag of {} characters is longer than its column ({HASHTAG_CHARS})",
+                tag.chars().count()
+            ));
+        }
+        let values = [
+            Some(&self.date_time),
+            self.lang.as_ref(),
+            self.user_screen_name.as_ref(),
+            self.place_name.as_ref(),
+            self.country_code.as_ref(),
+        ];
+        for ((name, limit), value) in CHAR_LIMITS.iter().zip(values) {
+            if let Some(n) = value.map(|v| v.chars().count()).filter(|n| n > limit) {
+                return Err(format!(
+                    "{name} of {n} characters is longer than its column ({limit})"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Parses a tweet id given as a JSON string or number, or as text.
 pub fn parse_id(value: &serde_json::Value) -> Option<i64> {
     match value {
