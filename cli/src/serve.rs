@@ -33,6 +33,12 @@ pub struct ServeArgs {
     /// Bucket size of the realtime view (the speed layer's).
     #[arg(long, default_value = "1m", value_parser = parse_positive_ms)]
     bucket: i64,
+    /// Queries computed at once, at most; others wait (default: the cores).
+    #[arg(long)]
+    max_queries: Option<usize>,
+    /// A query not answered within this (waiting included) gets a 503.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    query_timeout: Duration,
 }
 
 pub async fn serve(a: ServeArgs, kafka_from_file: &[(String, String)]) -> anyhow::Result<ExitCode> {
@@ -44,6 +50,10 @@ pub async fn serve(a: ServeArgs, kafka_from_file: &[(String, String)]) -> anyhow
         token: a.token.filter(|t| !t.is_empty()),
         reload_interval: a.reload_interval,
         bucket_ms: a.bucket,
+        max_queries: a.max_queries.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        }),
+        query_timeout: a.query_timeout,
     };
     tweetlambda_serving::run(config, shutdown_signal())
         .await

@@ -37,6 +37,10 @@ pub struct AppState {
     pub token: Option<String>,
     /// Prometheus metrics, if the recorder could be installed.
     pub metrics: Option<PrometheusHandle>,
+    /// Queries computed at once, at most (the others wait for a permit).
+    pub queries: Arc<tokio::sync::Semaphore>,
+    /// How long a query may wait and compute before it is answered 503.
+    pub query_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -86,6 +90,42 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// Runs a query's work off the async workers (on the blocking pool), at
+/// most `state.queries` at once; a query not answered within
+/// `state.query_timeout` (waiting included) gets a 503. Its work, once
+/// started, still holds its permit to its end, so the bound holds.
+async fn bounded<F>(state: &Arc<AppState>, endpoint: &'static str, work: F) -> Response
+where
+    F: FnOnce(&AppState) -> Response + Send + 'static,
+{
+    let shared = state.clone();
+    let run = async move {
+        let permit = shared.queries.clone().acquire_owned().await.ok()?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work(&shared)
+        })
+        .await
+        .ok()
+    };
+    match tokio::time::timeout(state.query_timeout, run).await {
+        Ok(Some(response)) => response,
+        _ => {
+            metrics::counter!("serving_requests_total", "endpoint" => endpoint, "status" => "busy")
+                .increment(1);
+            ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                parameter: None,
+                message: format!(
+                    "the server is busy: no answer within {} ms; try again, or a shorter range",
+                    state.query_timeout.as_millis()
+                ),
+            }
+            .into_response()
+        }
+    }
+}
 
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = &state.token else {
@@ -254,7 +294,10 @@ async fn top_hashtags(
     headers: HeaderMap,
     raw: Params,
 ) -> Response {
-    top("top_hashtags", &state, &headers, raw, query::top_hashtags)
+    bounded(&state, "top_hashtags", move |s| {
+        top("top_hashtags", s, &headers, raw, query::top_hashtags)
+    })
+    .await
 }
 
 async fn top_tweets(
@@ -262,15 +305,22 @@ async fn top_tweets(
     headers: HeaderMap,
     raw: Params,
 ) -> Response {
-    top("top_tweets", &state, &headers, raw, query::top_tweets)
+    bounded(&state, "top_tweets", move |s| {
+        top("top_tweets", s, &headers, raw, query::top_tweets)
+    })
+    .await
 }
 
 async fn series(State(state): State<Arc<AppState>>, headers: HeaderMap, raw: Params) -> Response {
+    bounded(&state, "series", move |s| series_answer(s, &headers, raw)).await
+}
+
+fn series_answer(state: &AppState, headers: &HeaderMap, raw: Params) -> Response {
     let started = Instant::now();
     let answer = (|| {
-        authorize(&state, &headers)?;
+        authorize(state, headers)?;
         let p = params(raw, &["from", "to", "last", "tags", "step"])?;
-        let range = range(&state, &p)?;
+        let range = range(state, &p)?;
         let tags: Vec<String> = p
             .get("tags")
             .map(|t| {
@@ -396,6 +446,43 @@ async fn dashboard() -> Html<&'static str> {
 mod tests {
     use super::*;
 
+    /// Queries beyond the concurrency bound wait; one that waits past the
+    /// timeout is answered 503 and computes nothing.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn queries_beyond_the_bound_wait_then_get_a_503() {
+        let state = Arc::new(AppState {
+            batch: RwLock::new(None),
+            realtime: Arc::new(RwLock::new(RealtimeView::new(60_000))),
+            token: None,
+            metrics: None,
+            queries: Arc::new(tokio::sync::Semaphore::new(1)),
+            query_timeout: std::time::Duration::from_millis(200),
+        });
+        let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let work = |ran: &Arc<std::sync::atomic::AtomicUsize>| {
+            let ran = ran.clone();
+            move |_: &AppState| {
+                ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                "ok".into_response()
+            }
+        };
+        let answer = bounded(&state, "test", work(&ran)).await;
+        assert_eq!(answer.status(), StatusCode::OK);
+        let held = state.queries.clone().acquire_owned().await.expect("permit");
+        let started = Instant::now();
+        let answer = bounded(&state, "test", work(&ran)).await;
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        assert_eq!(
+            ran.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the refused query computed nothing"
+        );
+        drop(held);
+        let answer = bounded(&state, "test", work(&ran)).await;
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+
     #[test]
     fn secrets_compare_equal_only_when_equal() {
         assert!(same_secret(b"s3cret", b"s3cret"));
@@ -418,6 +505,8 @@ mod tests {
             realtime: Arc::new(RwLock::new(view)),
             token: None,
             metrics: None,
+            queries: Arc::new(tokio::sync::Semaphore::new(1)),
+            query_timeout: std::time::Duration::from_secs(1),
         };
         let params = |pairs: &[(&'static str, String)]| pairs.iter().cloned().collect();
         let r = range(

@@ -48,6 +48,10 @@ pub struct ServeConfig {
     pub reload_interval: Duration,
     /// Bucket size of the realtime view.
     pub bucket_ms: i64,
+    /// Queries computed at once, at most.
+    pub max_queries: usize,
+    /// How long a query may wait and compute before a 503.
+    pub query_timeout: Duration,
 }
 
 fn load_batch(views: &std::path::Path) -> Option<BatchView> {
@@ -84,6 +88,8 @@ pub async fn run(config: ServeConfig, mut shutdown: watch::Receiver<bool>) -> Re
         realtime: realtime.clone(),
         token: config.token.clone(),
         metrics,
+        queries: Arc::new(tokio::sync::Semaphore::new(config.max_queries.max(1))),
+        query_timeout: config.query_timeout,
     });
 
     let stop = Arc::new(AtomicBool::new(false));
