@@ -446,6 +446,39 @@ async fn dashboard() -> Html<&'static str> {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Whatever the query string, the parameter parsing answers a
+        /// range and n, or a 400: never a panic.
+        #[test]
+        fn any_parameters_give_an_answer_or_a_400(
+            pairs in proptest::collection::vec(
+                (proptest::sample::select(vec!["from", "to", "last", "n", "tags", "step", "x"]), ".{0,40}"),
+                0..5,
+            ),
+            digits in "[0-9]{1,25}[a-z]{0,2}",
+        ) {
+            let state = AppState {
+                batch: RwLock::new(None),
+                realtime: Arc::new(RwLock::new(RealtimeView::new(60_000))),
+                token: None,
+                metrics: None,
+                queries: Arc::new(tokio::sync::Semaphore::new(1)),
+                query_timeout: std::time::Duration::from_secs(1),
+            };
+            let mut pairs: Vec<(String, String)> =
+                pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            pairs.push(("last".into(), digits));
+            match params(Ok(Query(pairs)), &TOP_PARAMS) {
+                Ok(p) => {
+                    if let Err(e) = range(&state, &p).and_then(|_| n_param(&p)) {
+                        proptest::prop_assert_eq!(e.status, StatusCode::BAD_REQUEST);
+                    }
+                }
+                Err(e) => proptest::prop_assert_eq!(e.status, StatusCode::BAD_REQUEST),
+            }
+        }
+    }
+
     /// Queries beyond the concurrency bound wait; one that waits past the
     /// timeout is answered 503 and computes nothing.
     #[tokio::test(flavor = "multi_thread")]
