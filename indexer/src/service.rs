@@ -223,21 +223,33 @@ pub async fn run(
                         continue;
                     }
                 };
+                let read = read(config, &m);
+                // A document that would take the batch past a bound opens
+                // the next one (there is room in flight: `can_read`).
+                if let Read::Document(item) = &read {
+                    if batch.is_full(config.bulk_docs, config.bulk_bytes, item.lines.len()) {
+                        in_flight.push_back(dispatch(config, &es, std::mem::take(&mut batch), &shutdown));
+                    }
+                }
                 if batch.is_empty() {
                     linger_until = Instant::now() + config.linger;
                 }
-                read(config, &m, &mut batch);
+                match read {
+                    Read::Document(item) => batch.push(item),
+                    Read::Refused(letter) => batch.refuse(m.partition(), m.offset(), letter),
+                }
                 if let Some(left) = remaining.as_mut() {
                     let reached = left.get(&m.partition()).is_some_and(|end| m.offset() + 1 >= *end);
                     if reached {
                         left.remove(&m.partition());
                     }
                 }
-                if batch.is_full(config.bulk_docs, config.bulk_bytes, 0) {
+                if batch.items.len() >= config.bulk_docs {
                     linger_until = Instant::now();
                 }
             }
-            _ = tokio::time::sleep(wait), if !batch.is_empty() => {}
+            // Only with room in flight: a full pipeline waits on its requests.
+            _ = tokio::time::sleep(wait), if !batch.is_empty() && in_flight.len() < config.max_in_flight => {}
             _ = shutdown.changed() => {}
         }
     }
@@ -304,8 +316,14 @@ async fn assign_from_committed(
     Ok(remaining)
 }
 
-/// Admits one message into the batch, or records its dead letter.
-fn read(config: &IndexConfig, m: &BorrowedMessage<'_>, batch: &mut Batch) {
+/// One message, read: a document to index, or a dead letter.
+enum Read {
+    Document(Item),
+    Refused(DeadLetter),
+}
+
+/// Admits one message by core's rule.
+fn read(config: &IndexConfig, m: &BorrowedMessage<'_>) -> Read {
     let now_ms = chrono::Utc::now().timestamp_millis();
     let admitted = admit_tweet(m.payload()).and_then(|t| {
         check_not_future(
@@ -316,7 +334,7 @@ fn read(config: &IndexConfig, m: &BorrowedMessage<'_>, batch: &mut Batch) {
         Ok(t)
     });
     match admitted {
-        Ok(tweet) => batch.push(Item::new(
+        Ok(tweet) => Read::Document(Item::new(
             &TweetDocument::of(&tweet),
             m.partition(),
             m.offset(),
@@ -327,18 +345,14 @@ fn read(config: &IndexConfig, m: &BorrowedMessage<'_>, batch: &mut Batch) {
                 offset = m.offset(),
                 "dead-lettered: {reason}"
             );
-            batch.refuse(
+            Read::Refused(DeadLetter::kafka(
+                m.topic(),
                 m.partition(),
                 m.offset(),
-                DeadLetter::kafka(
-                    m.topic(),
-                    m.partition(),
-                    m.offset(),
-                    reason.to_string(),
-                    m.key(),
-                    m.payload(),
-                ),
-            );
+                reason.to_string(),
+                m.key(),
+                m.payload(),
+            ))
         }
     }
 }
