@@ -112,14 +112,16 @@ def main():
     index = "bench-single-" + uuid.uuid4().hex[:8]
     create_index(es, index, tl_index)
     started = time.time()
-    n = 0
+    n, seen = 0, set()
     for raw in messages(a.brokers, a.tweets, a.single_limit):
         d = document(raw)
         es.index(index=index, id=d["id"], document=d)
+        seen.add(d["id"])
         n += 1
     elapsed = time.time() - started
-    figures.update(single_docs=n, single_seconds=round(elapsed, 2), single_docs_per_sec=int(n / elapsed),
-                   single_count=es_count(a.es_url, index))
+    count = es_count(a.es_url, index)
+    assert count == len(seen), (count, len(seen))
+    figures.update(single_docs=n, single_seconds=round(elapsed, 2), single_docs_per_sec=int(n / elapsed))
     print(json.dumps(figures))
 
 

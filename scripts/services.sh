@@ -165,7 +165,7 @@ install_noida() {
   rm -rf "$TL_HOME/noida-build"
 }
 
-es_healthy() { curl -sf "http://127.0.0.1:$ES_PORT/" >/dev/null 2>&1; }
+es_healthy() { curl -sf --max-time 2 "http://127.0.0.1:$ES_PORT/" >/dev/null 2>&1; }
 
 es_up() {
   install_noida
@@ -219,5 +219,5 @@ case "$cmd" in
     echo "TWEETLAMBDA_BROKERS=127.0.0.1:$KAFKA_PORT"
     echo "TWEETLAMBDA_ES_URL=http://127.0.0.1:$ES_PORT"
     echo "TWEETLAMBDA_ES_SERVER_BIN=$NOIDA_BIN" ;;
-  *) echo "usage: $0 [--profile demo|test] up|down|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 [--profile demo|test|bench] up|down|status|env" >&2; exit 2 ;;
 esac

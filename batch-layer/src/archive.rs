@@ -395,11 +395,26 @@ fn archive_loop(
         let Some((_, p)) = kafka::split_key(key) else {
             continue;
         };
-        let from = done.get(&p).map_or(0, |last| last + 1);
         let (low, high) = consumer
             .fetch_watermarks(&config.topic, p, Duration::from_secs(10))
             .map_err(|e| Error::Kafka(format!("offsets of {}:{p}: {e}", config.topic)))?;
-        check_resume(&config.topic, p, from, low, high)?;
+        let from = match done.get(&p) {
+            Some(last) => {
+                check_resume(&config.topic, p, last + 1, low, high)?;
+                last + 1
+            }
+            // Never archived: from the first offset the topic still holds.
+            None => {
+                if low > 0 {
+                    tracing::warn!(
+                        partition = p,
+                        "offsets 0..{} were deleted from the topic before any archive; starting at {low}",
+                        low - 1
+                    );
+                }
+                low
+            }
+        };
         assignment
             .add_partition_offset(&config.topic, p, Offset::Offset(from))
             .map_err(|e| Error::Kafka(format!("assign: {e}")))?;

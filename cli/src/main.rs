@@ -120,15 +120,18 @@ fn main() -> ExitCode {
 }
 
 /// An error and its causes on one line, each cause once: a layer whose
-/// message already quotes its cause (`MySQL insert tweets: {source}`), as
-/// many do, is not followed by that cause again.
+/// message already ends with its cause (`MySQL insert tweets: {source}`),
+/// as many do, is not followed by that cause again.
 fn describe(e: &anyhow::Error) -> String {
     let mut text = String::new();
+    let mut previous = String::new();
     for cause in e.chain() {
         let message = cause.to_string();
-        if text.contains(&message) {
+        if previous.ends_with(&message) {
+            previous = message;
             continue;
         }
+        previous.clone_from(&message);
         if !text.is_empty() {
             text.push_str(": ");
         }

@@ -81,6 +81,9 @@ impl IndexConfig {
         if self.max_in_flight == 0 {
             return bad("--max-in-flight must be at least 1");
         }
+        if self.max_backoff < Duration::from_millis(100) {
+            return bad("--max-backoff must be at least 100ms");
+        }
         if self.index.is_empty() || self.index != self.index.to_lowercase() {
             return bad("--index must be a lowercase Elasticsearch index name");
         }
@@ -99,7 +102,7 @@ pub struct IndexSummary {
     pub refused: u64,
     /// Items sent again after a 429, a 5xx or no answer.
     pub retries: u64,
-    /// Bulk requests that completed.
+    /// Bulk requests sent (retries included).
     pub bulks: u64,
 }
 
@@ -134,6 +137,7 @@ struct Done {
     invalid: u64,
     refused: u64,
     retries: u64,
+    requests: u64,
 }
 
 /// Runs the indexer until `shutdown` turns true (or, with `once`, until
@@ -292,9 +296,15 @@ async fn assign_from_committed(
     let mut start = TopicPartitionList::new();
     let mut remaining = HashMap::new();
     for e in committed.elements() {
+        // Offsets before the partition's first (deleted by retention) will
+        // never arrive: reading starts at the first one there is.
+        let (low, _) = tokio::task::block_in_place(|| {
+            consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10))
+        })
+        .map_err(|err| Error::Consumer(format!("offsets of partition {}: {err}", e.partition())))?;
         let from = match e.offset() {
-            Offset::Offset(o) => o,
-            _ => 0,
+            Offset::Offset(o) => o.max(low),
+            _ => low,
         };
         let offset = if from > 0 {
             Offset::Offset(from)
@@ -383,11 +393,13 @@ fn dispatch(
             indexed: 0,
             refused: 0,
             retries: 0,
+            requests: 0,
         };
         let mut pending = items;
         let mut backoff = Duration::from_millis(200);
         while !pending.is_empty() {
             let started = Instant::now();
+            done.requests += 1;
             let answer = es.bulk(&index, bulk::body(&pending)).await;
             histogram!("index_bulk_seconds").record(started.elapsed().as_secs_f64());
             let retry = match answer {
@@ -480,7 +492,7 @@ async fn finish(
     summary.invalid += done.invalid;
     summary.refused += done.refused;
     summary.retries += done.retries;
-    summary.bulks += 1;
+    summary.bulks += done.requests;
     counter!("index_documents_total").increment(done.indexed);
     counter!("index_dead_letters_total", "reason" => "invalid").increment(done.invalid);
     counter!("index_dead_letters_total", "reason" => "refused").increment(done.refused);
@@ -490,6 +502,15 @@ async fn finish(
     for (p, next) in done.next_offsets {
         let slot = committed.entry(p).or_insert(next);
         *slot = (*slot).max(next);
+    }
+    if !config.once {
+        // After a rebalance, partitions another instance now owns are not
+        // committed from here (that could move its offsets back).
+        if let Ok(assigned) = consumer.assignment() {
+            let mine: std::collections::HashSet<i32> =
+                assigned.elements().iter().map(|e| e.partition()).collect();
+            committed.retain(|p, _| mine.contains(p));
+        }
     }
     commit(config, consumer, committed, CommitMode::Async);
     Ok(())

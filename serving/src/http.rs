@@ -294,6 +294,10 @@ async fn top_hashtags(
     headers: HeaderMap,
     raw: Params,
 ) -> Response {
+    // Refused before it takes a query slot.
+    if let Err(e) = authorize(&state, &headers) {
+        return e.into_response();
+    }
     bounded(&state, "top_hashtags", move |s| {
         top("top_hashtags", s, &headers, raw, query::top_hashtags)
     })
@@ -305,6 +309,10 @@ async fn top_tweets(
     headers: HeaderMap,
     raw: Params,
 ) -> Response {
+    // Refused before it takes a query slot.
+    if let Err(e) = authorize(&state, &headers) {
+        return e.into_response();
+    }
     bounded(&state, "top_tweets", move |s| {
         top("top_tweets", s, &headers, raw, query::top_tweets)
     })
@@ -312,6 +320,9 @@ async fn top_tweets(
 }
 
 async fn series(State(state): State<Arc<AppState>>, headers: HeaderMap, raw: Params) -> Response {
+    if let Err(e) = authorize(&state, &headers) {
+        return e.into_response();
+    }
     bounded(&state, "series", move |s| series_answer(s, &headers, raw)).await
 }
 

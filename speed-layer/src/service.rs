@@ -510,8 +510,12 @@ fn handle(
 /// recomputed state: the next change of a key sends it again.)
 fn count_failure(result: kafka::Result<impl Sized>, topic: &str, summary: &mut SpeedSummary) {
     if let Err(e) = result {
-        summary.produce_failures += 1;
-        counter!("speed_produce_failures_total", "topic" => topic.to_string()).increment(1);
+        let lost = match &e {
+            kafka::Error::Delivery { count, .. } => *count,
+            _ => 1,
+        };
+        summary.produce_failures += lost;
+        counter!("speed_produce_failures_total", "topic" => topic.to_string()).increment(lost);
         if summary.produce_failures <= 10 || summary.produce_failures.is_multiple_of(1000) {
             tracing::error!(
                 topic,

@@ -358,10 +358,18 @@ async fn the_server_stopped_mid_run_and_started_again_loses_nothing() {
     ];
     let mut indexer = spawn_tweetlambda(&strs(&index_args(&topics, &base, &index, &group, &small)));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while count(&base, &index).await < 1000 {
+    let at_stop = loop {
+        let n = count(&base, &index).await;
+        if n >= 1000 {
+            break n;
+        }
         assert!(Instant::now() < deadline, "nothing indexed in 60 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
+    assert!(
+        at_stop < want.tweets,
+        "indexing finished before the server stopped ({at_stop} documents): the test proves nothing"
+    );
     stop(&mut server);
     tokio::time::sleep(Duration::from_secs(3)).await;
     server = start_es(port, &data);
