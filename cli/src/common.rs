@@ -91,6 +91,22 @@ pub(crate) fn shutdown_signal() -> watch::Receiver<bool> {
     rx
 }
 
+/// Writes one line to stdout; `false` once the reader is gone (`| head`
+/// closed the pipe): the caller stops printing, and the command still
+/// succeeds instead of panicking as `println!` does.
+pub(crate) fn print_line(line: std::fmt::Arguments<'_>) -> bool {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}") {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
+        Err(e) => {
+            eprintln!("error: cannot write to stdout: {e}");
+            false
+        }
+    }
+}
+
 pub(crate) fn is_terminal() -> bool {
     use std::io::IsTerminal;
     std::io::stderr().is_terminal()

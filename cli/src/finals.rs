@@ -51,13 +51,16 @@ pub async fn run(a: FinalsArgs, kafka_from_file: &[(String, String)]) -> anyhow:
         if !instance.is_final {
             continue;
         }
-        println!(
+        let printed = crate::common::print_line(format_args!(
             "{:>4} {} .. {}  {}",
             key,
             format_rfc3339(instance.start),
             format_rfc3339(instance.end),
             items.join(", ")
-        );
+        ));
+        if !printed {
+            break;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

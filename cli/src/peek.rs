@@ -28,9 +28,16 @@ pub async fn run(a: PeekArgs, kafka_from_file: &[(String, String)]) -> anyhow::R
             .iter()
             .map(|(p, n)| format!("p{p}={n}"))
             .collect();
-        println!("{topic}: {total} messages ({})", per.join(" "));
+        if !crate::common::print_line(format_args!(
+            "{topic}: {total} messages ({})",
+            per.join(" ")
+        )) {
+            break;
+        }
         for (p, key, value) in &sample.first {
-            println!("  p{p} key={key} {value}");
+            if !crate::common::print_line(format_args!("  p{p} key={key} {value}")) {
+                break;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

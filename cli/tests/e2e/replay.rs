@@ -98,6 +98,23 @@ async fn seed_dump_replays_every_tweet_once_in_event_time_order() {
     let again = topics.replay(&db, &[]);
     assert!(again.contains("already complete"), "{again}");
     assert_eq!(read_topic(&topics.tweets).len(), 8759);
+
+    // Output piped to `head`: the reader goes away after one line (the
+    // sample is far larger than a pipe's buffer); the command stops
+    // printing and succeeds instead of panicking on the broken pipe.
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; '{}' peek --brokers {} -n 2000 {} | head -1",
+            env!("CARGO_BIN_EXE_tweetlambda"),
+            brokers(),
+            topics.tweets
+        ))
+        .output()
+        .expect("bash");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[tokio::test]
