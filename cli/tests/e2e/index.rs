@@ -244,6 +244,29 @@ async fn the_seed_dump_indexed_matches_mysql_and_indexing_again_changes_nothing(
     assert_matches_mysql(&base, &index, &want).await;
 }
 
+/// A child process killed when dropped, so that a failing test leaves no
+/// indexer or server behind.
+struct Running(Option<Child>);
+
+impl Running {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("running")
+    }
+
+    fn take(mut self) -> Child {
+        self.0.take().expect("running")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 fn kill9(child: &mut Child) {
     let _ = Command::new("kill")
         .args(["-9", &child.id().to_string()])
@@ -266,7 +289,9 @@ async fn killed_mid_run_and_restarted_the_index_is_the_same() {
         "--linger",
         "10ms",
     ];
-    let mut child = spawn_tweetlambda(&strs(&index_args(&topics, &base, &index, &group, &small)));
+    let mut child = Running(Some(spawn_tweetlambda(&strs(&index_args(
+        &topics, &base, &index, &group, &small,
+    )))));
     let deadline = Instant::now() + Duration::from_secs(60);
     let at_kill = loop {
         let n = count(&base, &index).await;
@@ -276,7 +301,7 @@ async fn killed_mid_run_and_restarted_the_index_is_the_same() {
         assert!(Instant::now() < deadline, "nothing indexed in 60 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    kill9(&mut child);
+    kill9(child.child());
     assert!(
         at_kill < want.tweets,
         "the indexer finished before it was killed ({at_kill} documents): the test proves nothing"
@@ -342,7 +367,7 @@ async fn the_server_stopped_mid_run_and_started_again_loses_nothing() {
     let want = expected(&db).await;
     let port = free_port();
     let data = scratch_dir("es-data");
-    let mut server = start_es(port, &data);
+    let mut server = Running(Some(start_es(port, &data)));
     let base = format!("http://127.0.0.1:{port}");
     let index = unique("tweets");
     let group = unique("g");
@@ -356,7 +381,9 @@ async fn the_server_stopped_mid_run_and_started_again_loses_nothing() {
         "--max-backoff",
         "1s",
     ];
-    let mut indexer = spawn_tweetlambda(&strs(&index_args(&topics, &base, &index, &group, &small)));
+    let mut indexer = Running(Some(spawn_tweetlambda(&strs(&index_args(
+        &topics, &base, &index, &group, &small,
+    )))));
     let deadline = Instant::now() + Duration::from_secs(60);
     let at_stop = loop {
         let n = count(&base, &index).await;
@@ -370,9 +397,9 @@ async fn the_server_stopped_mid_run_and_started_again_loses_nothing() {
         at_stop < want.tweets,
         "indexing finished before the server stopped ({at_stop} documents): the test proves nothing"
     );
-    stop(&mut server);
+    stop(server.child());
     tokio::time::sleep(Duration::from_secs(3)).await;
-    server = start_es(port, &data);
+    server = Running(Some(start_es(port, &data)));
     let deadline = Instant::now() + Duration::from_secs(120);
     while count(&base, &index).await < want.tweets {
         assert!(
@@ -384,14 +411,14 @@ async fn the_server_stopped_mid_run_and_started_again_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_matches_mysql(&base, &index, &want).await;
-    stop(&mut indexer);
-    let out = indexer.wait_with_output().expect("indexer output");
+    stop(indexer.child());
+    let out = indexer.take().wait_with_output().expect("indexer output");
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(
         number_before(&summary, "retried") > 0,
         "the indexer retried while the server was down: {summary}"
     );
-    stop(&mut server);
+    stop(server.child());
 }
 
 fn producer() -> BaseProducer {
