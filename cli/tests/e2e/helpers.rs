@@ -23,14 +23,23 @@ pub fn brokers() -> String {
     std::env::var("TWEETLAMBDA_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
 }
 
+/// The `cli/` directory of this checkout, read when the test runs (cargo
+/// sets it): the test binary may have been built in another checkout
+/// sharing the Cargo target directory, so the path compiled in may be gone.
+pub fn package_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// A file of the shared tweet data: `TWEETLAMBDA_SHARED_DATA`, else
 /// `../shared/data` next to the repository; a file missing there that the
 /// repository bundles gzipped (`data/NAME.gz`: the seed dump) is taken from `data/`.
 pub fn shared_data(name: &str) -> PathBuf {
     let dir = std::env::var("TWEETLAMBDA_SHARED_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
-    let bundled = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../data/{name}.gz"));
+        .unwrap_or_else(|_| package_dir().join("../../shared/data"));
+    let bundled = package_dir().join(format!("../data/{name}.gz"));
     match dir.join(name) {
         path if !path.exists() && bundled.exists() => bundled,
         path => path,

@@ -542,8 +542,7 @@ async fn an_unreachable_server_or_a_conflicting_index_is_a_clear_error() {
 async fn tweets_with_coordinates_carry_a_location() {
     // The bundled excerpt of the API v1.1 sample holds all of its 20
     // tweets with coordinates.
-    let gz = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../data/twitter_api_v1_excerpt.jsonl.gz");
+    let gz = package_dir().join("../data/twitter_api_v1_excerpt.jsonl.gz");
     let dir = scratch_dir("v1");
     let jsonl = dir.join("sample.jsonl");
     let status = Command::new("sh")
