@@ -463,7 +463,10 @@ mod tests {
         #[test]
         fn any_parameters_give_an_answer_or_a_400(
             pairs in proptest::collection::vec(
-                (proptest::sample::select(vec!["from", "to", "last", "n", "tags", "step", "x"]), ".{0,40}"),
+                (
+                    proptest::sample::select(vec!["from", "to", "last", "n", "tags", "step", "x"]),
+                    proptest::prop_oneof![".{0,40}", "[0-9]{1,6}(ms|s|m|h|d)", "[a-z,#]{0,30}"],
+                ),
                 0..5,
             ),
             digits in "[0-9]{1,25}[a-z]{0,2}",
@@ -479,13 +482,22 @@ mod tests {
             let mut pairs: Vec<(String, String)> =
                 pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             pairs.push(("last".into(), digits));
-            match params(Ok(Query(pairs)), &TOP_PARAMS) {
+            match params(Ok(Query(pairs.clone())), &TOP_PARAMS) {
                 Ok(p) => {
                     if let Err(e) = range(&state, &p).and_then(|_| n_param(&p)) {
                         proptest::prop_assert_eq!(e.status, StatusCode::BAD_REQUEST);
                     }
                 }
                 Err(e) => proptest::prop_assert_eq!(e.status, StatusCode::BAD_REQUEST),
+            }
+            // The whole handlers, series (tags, step) included: 200 or 400.
+            let headers = HeaderMap::new();
+            for response in [
+                top("t", &state, &headers, Ok(Query(pairs.clone())), query::top_tweets),
+                series_answer(&state, &headers, Ok(Query(pairs))),
+            ] {
+                let status = response.status();
+                proptest::prop_assert!(status == StatusCode::OK || status == StatusCode::BAD_REQUEST, "{status}");
             }
         }
     }
