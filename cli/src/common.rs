@@ -63,6 +63,18 @@ pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     tweetlambda_core::parse_event_time(s).map_err(|e| e.to_string())
 }
 
+/// A `--metrics-listen` value: `HOST:PORT`, or `none` (or empty) for no
+/// metrics endpoint.
+pub(crate) fn metrics_address(text: &str) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    match text {
+        "" | "none" => Ok(None),
+        addr => addr
+            .parse()
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("--metrics-listen {addr:?} is not HOST:PORT or none")),
+    }
+}
+
 /// A channel that turns true on Ctrl-C or SIGTERM.
 pub(crate) fn shutdown_signal() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
@@ -126,6 +138,16 @@ mod tests {
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("1y").is_err());
+    }
+
+    #[test]
+    fn metrics_addresses_parse_or_are_off() {
+        assert_eq!(metrics_address("none").ok(), Some(None));
+        assert_eq!(
+            metrics_address("127.0.0.1:9465").ok().flatten(),
+            "127.0.0.1:9465".parse().ok()
+        );
+        assert!(metrics_address("localhost").is_err());
     }
 
     #[test]

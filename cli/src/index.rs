@@ -68,13 +68,7 @@ pub struct IndexArgs {
 }
 
 pub async fn run(a: IndexArgs, kafka_from_file: &[(String, String)]) -> anyhow::Result<ExitCode> {
-    let metrics_listen = match a.metrics_listen.as_str() {
-        "" | "none" => None,
-        addr => Some(
-            addr.parse()
-                .with_context(|| format!("--metrics-listen {addr:?} is not HOST:PORT"))?,
-        ),
-    };
+    let metrics_listen = crate::common::metrics_address(&a.metrics_listen)?;
     let config = tweetlambda_indexer::IndexConfig {
         kafka: a.kafka.options(kafka_from_file),
         tweets_topic: a.tweets_topic,

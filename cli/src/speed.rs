@@ -67,13 +67,7 @@ pub struct SpeedArgs {
 
 pub async fn run(a: SpeedArgs, kafka_from_file: &[(String, String)]) -> anyhow::Result<ExitCode> {
     let p = &a.topic_prefix;
-    let metrics_listen = match a.metrics_listen.as_str() {
-        "" | "none" => None,
-        addr => Some(
-            addr.parse()
-                .with_context(|| format!("--metrics-listen {addr:?} is not HOST:PORT"))?,
-        ),
-    };
+    let metrics_listen = crate::common::metrics_address(&a.metrics_listen)?;
     let config = tweetlambda_speed::SpeedConfig {
         kafka: a.kafka.options(kafka_from_file),
         topics: tweetlambda_speed::SpeedTopics {

@@ -115,66 +115,50 @@ mod tests {
             .collect()
     }
 
-    /// Every `field` named anywhere inside a JSON value (the saved objects
-    /// keep their state as JSON text inside JSON: that is parsed too).
-    fn fields(v: &Value, out: &mut BTreeSet<String>) {
+    /// Calls `f` with every key and value of every object inside `v`. The
+    /// saved objects keep their state as JSON text inside JSON: such text
+    /// is parsed and visited too.
+    fn visit(v: &Value, f: &mut dyn FnMut(&str, &Value)) {
         match v {
             Value::Object(map) => {
                 for (k, x) in map {
-                    match (k.as_str(), x) {
-                        (
-                            "field" | "geoField" | "sortField" | "timeFieldName",
-                            Value::String(s),
-                        ) => {
-                            out.insert(s.clone());
-                        }
-                        ("columns" | "tooltipProperties", Value::Array(cols)) => {
-                            out.extend(cols.iter().filter_map(|c| c.as_str().map(String::from)));
-                        }
-                        ("sort", Value::Array(sorts)) => {
-                            for s in sorts {
-                                if let Some(f) = s.get(0).and_then(Value::as_str) {
-                                    out.insert(f.to_string());
-                                }
-                            }
-                        }
-                        _ => fields(x, out),
-                    }
+                    f(k, x);
+                    visit(x, f);
                 }
             }
-            Value::Array(items) => items.iter().for_each(|x| fields(x, out)),
+            Value::Array(items) => items.iter().for_each(|x| visit(x, f)),
             Value::String(s) if s.starts_with('{') || s.starts_with('[') => {
                 if let Ok(inner) = serde_json::from_str::<Value>(s) {
-                    fields(&inner, out);
+                    visit(&inner, f);
                 }
             }
             _ => {}
         }
     }
 
+    /// Every field of the index an object's state names.
+    fn fields(v: &Value, out: &mut BTreeSet<String>) {
+        let text = |x: &Value| x.as_str().map(String::from);
+        visit(v, &mut |k, x| match (k, x) {
+            ("field" | "geoField" | "sortField" | "timeFieldName", _) => out.extend(text(x)),
+            ("columns" | "tooltipProperties", Value::Array(cols)) => {
+                out.extend(cols.iter().filter_map(text))
+            }
+            ("sort", Value::Array(sorts)) => {
+                out.extend(sorts.iter().filter_map(|s| s.get(0).and_then(text)))
+            }
+            _ => {}
+        });
+    }
+
     /// The reference names an object's state points at
     /// (`indexRefName`, `panelRefName`, `indexPatternRefName`).
     fn ref_names(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Object(map) => {
-                for (k, x) in map {
-                    match (k.as_str(), x) {
-                        (
-                            "indexRefName" | "panelRefName" | "indexPatternRefName",
-                            Value::String(s),
-                        ) => out.push(s.clone()),
-                        _ => ref_names(x, out),
-                    }
-                }
+        visit(v, &mut |k, x| {
+            if matches!(k, "indexRefName" | "panelRefName" | "indexPatternRefName") {
+                out.extend(x.as_str().map(String::from));
             }
-            Value::Array(items) => items.iter().for_each(|x| ref_names(x, out)),
-            Value::String(s) if s.starts_with('{') || s.starts_with('[') => {
-                if let Ok(inner) = serde_json::from_str::<Value>(s) {
-                    ref_names(&inner, out);
-                }
-            }
-            _ => {}
-        }
+        });
     }
 
     #[test]

@@ -457,6 +457,18 @@ async fn dashboard() -> Html<&'static str> {
 mod tests {
     use super::*;
 
+    /// A server state over `view`, with `permits` query slots and a timeout.
+    fn state(view: RealtimeView, permits: usize, timeout_ms: u64) -> AppState {
+        AppState {
+            batch: RwLock::new(None),
+            realtime: Arc::new(RwLock::new(view)),
+            token: None,
+            metrics: None,
+            queries: Arc::new(tokio::sync::Semaphore::new(permits)),
+            query_timeout: std::time::Duration::from_millis(timeout_ms),
+        }
+    }
+
     proptest::proptest! {
         /// Whatever the query string, the parameter parsing answers a
         /// range and n, or a 400: never a panic.
@@ -471,14 +483,7 @@ mod tests {
             ),
             digits in "[0-9]{1,25}[a-z]{0,2}",
         ) {
-            let state = AppState {
-                batch: RwLock::new(None),
-                realtime: Arc::new(RwLock::new(RealtimeView::new(60_000))),
-                token: None,
-                metrics: None,
-                queries: Arc::new(tokio::sync::Semaphore::new(1)),
-                query_timeout: std::time::Duration::from_secs(1),
-            };
+            let state = state(RealtimeView::new(60_000), 1, 1000);
             let mut pairs: Vec<(String, String)> =
                 pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             pairs.push(("last".into(), digits));
@@ -506,14 +511,7 @@ mod tests {
     /// timeout is answered 503 and computes nothing.
     #[tokio::test(flavor = "multi_thread")]
     async fn queries_beyond_the_bound_wait_then_get_a_503() {
-        let state = Arc::new(AppState {
-            batch: RwLock::new(None),
-            realtime: Arc::new(RwLock::new(RealtimeView::new(60_000))),
-            token: None,
-            metrics: None,
-            queries: Arc::new(tokio::sync::Semaphore::new(1)),
-            query_timeout: std::time::Duration::from_millis(200),
-        });
+        let state = Arc::new(state(RealtimeView::new(60_000), 1, 200));
         let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let work = |ran: &Arc<std::sync::atomic::AtomicUsize>| {
             let ran = ran.clone();
@@ -556,14 +554,7 @@ mod tests {
         const MIN: i64 = 60_000;
         let mut view = RealtimeView::new(5 * MIN);
         view.apply_hashtag(10 * MIN, "rust", 1);
-        let state = AppState {
-            batch: RwLock::new(None),
-            realtime: Arc::new(RwLock::new(view)),
-            token: None,
-            metrics: None,
-            queries: Arc::new(tokio::sync::Semaphore::new(1)),
-            query_timeout: std::time::Duration::from_secs(1),
-        };
+        let state = state(view, 1, 1000);
         let params = |pairs: &[(&'static str, String)]| pairs.iter().cloned().collect();
         let r = range(
             &state,

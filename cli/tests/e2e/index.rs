@@ -248,6 +248,57 @@ async fn the_seed_dump_indexed_matches_mysql_and_indexing_again_changes_nothing(
 /// indexer or server behind.
 struct Running(Option<Child>);
 
+/// An indexer of its own group with small bulk requests (100 documents,
+/// one in flight), so that a run over the seed dump takes many requests.
+struct SmallBulks {
+    process: Running,
+    group: String,
+}
+
+impl SmallBulks {
+    fn child(&mut self) -> &mut Child {
+        self.process.child()
+    }
+}
+
+fn spawn_small_bulks(topics: &TestTopics, base: &str, index: &str, extra: &[&str]) -> SmallBulks {
+    let group = unique("g");
+    let mut flags = vec![
+        "--bulk-docs",
+        "100",
+        "--max-in-flight",
+        "1",
+        "--linger",
+        "10ms",
+    ];
+    flags.extend_from_slice(extra);
+    let args = index_args(topics, base, index, &group, &flags);
+    SmallBulks {
+        process: Running(Some(spawn_tweetlambda(&strs(&args)))),
+        group,
+    }
+}
+
+/// Waits until at least 1000 documents are indexed and returns how many;
+/// fails if indexing already finished (then a fault injected now would
+/// prove nothing).
+async fn wait_mid_run(base: &str, index: &str, total: i64) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let n = loop {
+        let n = count(base, index).await;
+        if n >= 1000 {
+            break n;
+        }
+        assert!(Instant::now() < deadline, "nothing indexed in 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        n < total,
+        "indexing finished ({n} documents) before the fault: the test proves nothing"
+    );
+    n
+}
+
 impl Running {
     fn child(&mut self) -> &mut Child {
         self.0.as_mut().expect("running")
@@ -280,33 +331,11 @@ async fn killed_mid_run_and_restarted_the_index_is_the_same() {
     let want = expected(&db).await;
     let base = es_url();
     let index = unique("tweets");
-    let group = unique("g");
-    let small = [
-        "--bulk-docs",
-        "100",
-        "--max-in-flight",
-        "1",
-        "--linger",
-        "10ms",
-    ];
-    let mut child = Running(Some(spawn_tweetlambda(&strs(&index_args(
-        &topics, &base, &index, &group, &small,
-    )))));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let at_kill = loop {
-        let n = count(&base, &index).await;
-        if n >= 1000 {
-            break n;
-        }
-        assert!(Instant::now() < deadline, "nothing indexed in 60 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let mut child = spawn_small_bulks(&topics, &base, &index, &[]);
+    let at_kill = wait_mid_run(&base, &index, want.tweets).await;
     kill9(child.child());
-    assert!(
-        at_kill < want.tweets,
-        "the indexer finished before it was killed ({at_kill} documents): the test proves nothing"
-    );
-    let args = index_args(&topics, &base, &index, &group, &["--once"]);
+    eprintln!("killed at {at_kill} documents");
+    let args = index_args(&topics, &base, &index, &child.group, &["--once"]);
     let out = ok(tweetlambda(&strs(&args)));
     let second = number_before(&out, "documents indexed");
     assert!(
@@ -370,33 +399,9 @@ async fn the_server_stopped_mid_run_and_started_again_loses_nothing() {
     let mut server = Running(Some(start_es(port, &data)));
     let base = format!("http://127.0.0.1:{port}");
     let index = unique("tweets");
-    let group = unique("g");
-    let small = [
-        "--bulk-docs",
-        "100",
-        "--max-in-flight",
-        "1",
-        "--linger",
-        "10ms",
-        "--max-backoff",
-        "1s",
-    ];
-    let mut indexer = Running(Some(spawn_tweetlambda(&strs(&index_args(
-        &topics, &base, &index, &group, &small,
-    )))));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let at_stop = loop {
-        let n = count(&base, &index).await;
-        if n >= 1000 {
-            break n;
-        }
-        assert!(Instant::now() < deadline, "nothing indexed in 60 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(
-        at_stop < want.tweets,
-        "indexing finished before the server stopped ({at_stop} documents): the test proves nothing"
-    );
+    let mut indexer = spawn_small_bulks(&topics, &base, &index, &["--max-backoff", "1s"]);
+    let at_stop = wait_mid_run(&base, &index, want.tweets).await;
+    eprintln!("server stopped at {at_stop} documents");
     stop(server.child());
     tokio::time::sleep(Duration::from_secs(3)).await;
     server = Running(Some(start_es(port, &data)));
@@ -412,7 +417,11 @@ async fn the_server_stopped_mid_run_and_started_again_loses_nothing() {
     }
     assert_matches_mysql(&base, &index, &want).await;
     stop(indexer.child());
-    let out = indexer.take().wait_with_output().expect("indexer output");
+    let out = indexer
+        .process
+        .take()
+        .wait_with_output()
+        .expect("indexer output");
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(
         number_before(&summary, "retried") > 0,
