@@ -6,7 +6,7 @@
 //! One module per command, its arguments beside the code that maps them to
 //! the library's configuration: [`load`], [`replay`], [`generate`],
 //! [`migrate`], [`peek`], [`speed`], [`finals`], [`archive`], [`batch`],
-//! [`serve`] (with `query`), [`index`], [`kibana`]. [`common`] holds the arguments and parsers
+//! [`serve`] (with `query`), [`index`], [`kibana`], [`x`]. [`common`] holds the arguments and parsers
 //! several commands share; [`config`] the optional configuration file, whose
 //! keys are derived from the flags below.
 
@@ -24,6 +24,7 @@ mod peek;
 mod replay;
 mod serve;
 mod speed;
+mod x;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,6 +73,8 @@ enum Command {
     Index(index::IndexArgs),
     /// Kibana: import the tweetlambda dashboard.
     Kibana(kibana::KibanaArgs),
+    /// Live tweets from the X API v2 (recent search, filtered stream) into Kafka.
+    X(x::XArgs),
 }
 
 fn main() -> ExitCode {
@@ -156,6 +159,7 @@ async fn run(command: Command, kafka_from_file: Vec<(String, String)>) -> anyhow
         Command::Query(a) => serve::query(a).await,
         Command::Index(a) => index::run(a, file).await,
         Command::Kibana(a) => kibana::run(a).await,
+        Command::X(a) => x::run(a, file).await,
     }
 }
 

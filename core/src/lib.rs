@@ -19,6 +19,7 @@
 //!   time, hashtags), shared by the speed layer, the archive and any reader.
 //! - [`rank`]: the one top-N ranking.
 //! - [`duration`]: the one duration grammar of flags and HTTP parameters.
+//! - [`text`]: decoding the HTML escapes of the APIs' tweet text.
 
 pub mod admit;
 pub mod aggregate;
@@ -27,11 +28,13 @@ pub mod duration;
 pub mod hashtag;
 pub mod messages;
 pub mod rank;
+pub mod text;
 pub mod time;
 pub mod tweet;
 
 pub use bucket::{bucket_start, bucket_start_ms, DEFAULT_BUCKET_MS};
 pub use duration::{parse_duration, parse_duration_ms, parse_positive_ms, DurationError};
 pub use hashtag::{distinct_hashtags, extract_hashtags, normalize_hashtag};
+pub use text::decode_html_entities;
 pub use time::{format_rfc3339, parse_event_time, TimeError};
 pub use tweet::{engagement_score, Geo, HashtagEvent, TweetEvent, User};

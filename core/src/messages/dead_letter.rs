@@ -23,7 +23,7 @@ pub fn excerpt(bytes: &[u8], max: usize) -> (String, bool) {
 }
 
 /// A dead letter. Kafka input names its topic, partition and offset; MySQL
-/// rows name their table and tweet id.
+/// rows name their table and tweet id; X API input its endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
     /// Where the input came from: `kafka`, `mysql` or `x-api`.
@@ -42,7 +42,10 @@ pub struct DeadLetter {
     /// MySQL input: the table.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub table: Option<String>,
-    /// MySQL input: the row's tweet id.
+    /// X API input: the endpoint it came from.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub endpoint: Option<String>,
+    /// MySQL or X API input: the tweet id, when known.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub tweet_id: Option<String>,
     /// The input's key (Kafka), at most [`EXCERPT_BYTES`].
@@ -76,6 +79,7 @@ impl DeadLetter {
             partition: Some(partition),
             offset: Some(offset),
             table: None,
+            endpoint: None,
             tweet_id: None,
             input_key: key.map(|k| k.0),
             excerpt: payload.map(|p| p.0),
@@ -98,7 +102,33 @@ impl DeadLetter {
             partition: None,
             offset: None,
             table: Some(table.to_string()),
+            endpoint: None,
             tweet_id: Some(tweet_id.to_string()),
+            input_key: None,
+            excerpt: Some(text),
+            truncated,
+        }
+    }
+
+    /// Input from the X API that could not be used: a response body, a
+    /// stream line or one tweet of a page, with the endpoint it came from
+    /// and the tweet's id when one is known.
+    pub fn x_api(
+        endpoint: &str,
+        tweet_id: Option<&str>,
+        reason: impl Into<String>,
+        input: &[u8],
+    ) -> DeadLetter {
+        let (text, truncated) = excerpt(input, EXCERPT_BYTES);
+        DeadLetter {
+            source: "x-api".into(),
+            reason: reason.into(),
+            topic: None,
+            partition: None,
+            offset: None,
+            table: None,
+            endpoint: Some(endpoint.to_string()),
+            tweet_id: tweet_id.map(str::to_string),
             input_key: None,
             excerpt: Some(text),
             truncated,

@@ -1,8 +1,9 @@
 //! Twitter API JSON: v1.1 tweet objects and v2 responses (`data` +
-//! `includes`), one JSON document a line.
+//! `includes`), one JSON document a line. The APIs HTML-escape `text`
+//! (`&amp;`, `&lt;`, `&gt;`): it is stored decoded.
 
 use serde_json::Value;
-use tweetlambda_core::{extract_hashtags, parse_event_time};
+use tweetlambda_core::{decode_html_entities, extract_hashtags, parse_event_time};
 
 use super::record::{parse_id, Record};
 
@@ -98,6 +99,7 @@ pub fn parse_v1(t: &Value) -> Result<Record, String> {
         }
         None => (v1_full_text(t).to_string(), v1_hashtags(t)),
     };
+    let text = decode_html_entities(&text).into_owned();
     let mut r = Record::new(id, text, date_time, event_time, "v1");
     r.set_hashtags(hashtags);
     r.lang = str_field(t, &["lang"]).map(str::to_string);
@@ -195,6 +197,7 @@ pub fn parse_v2(t: &Value, includes: &Value) -> Result<Record, String> {
         ),
         None => (v2_full_text(t).to_string(), v2_hashtags(t)),
     };
+    let text = decode_html_entities(&text).into_owned();
     let mut r = Record::new(id, text, date_time, event_time, "v2");
     r.set_hashtags(hashtags);
     r.lang = str_field(t, &["lang"]).map(str::to_string);
@@ -259,6 +262,9 @@ mod tests {
                       "places":[{"id":"p","full_name":"New York, NY","country_code":"US"}]}}"##;
         let rs = parse_line(line).expect("parses");
         assert_eq!(rs.len(), 2);
+        let escaped =
+            r#"{"id":"1","created_at":"2021-08-29T23:51:27.000Z","text":"Q&amp;A &lt;3"}"#;
+        assert_eq!(parse_line(escaped).expect("parses")[0].text, "Q&A <3");
         assert_eq!(rs[0].text, "RT @x: hi #A #C");
         assert_eq!(rs[0].hashtags.len(), 2);
         assert_eq!(rs[0].user_screen_name.as_deref(), Some("me"));

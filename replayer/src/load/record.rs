@@ -91,6 +91,33 @@ impl Record {
     }
 }
 
+impl Record {
+    /// The `tweets` topic message of this tweet, as the replay publishes it
+    /// after a round trip through MySQL: the same fields and the same
+    /// hashtags.
+    pub fn to_event(&self) -> tweetlambda_core::TweetEvent {
+        use tweetlambda_core::{Geo, TweetEvent, User};
+        TweetEvent {
+            id: self.tweet_id.to_string(),
+            created_at: self.event_time,
+            text: self.text.clone(),
+            lang: self.lang.clone(),
+            hashtags: self.hashtags.iter().map(|(h, _)| h.clone()).collect(),
+            user: (self.user_id.is_some() || self.user_screen_name.is_some()).then(|| User {
+                id: self.user_id.map(|u| u.to_string()),
+                screen_name: self.user_screen_name.clone(),
+            }),
+            retweet_count: self.retweet_count,
+            favorite_count: self.favorite_count,
+            retweet_of: self.retweet_of_id.map(|i| i.to_string()),
+            quote_of: self.quote_of_id.map(|i| i.to_string()),
+            geo: self.lat.zip(self.lon).map(|(lat, lon)| Geo { lat, lon }),
+            place: self.place_name.clone(),
+            country_code: self.country_code.clone(),
+        }
+    }
+}
+
 /// The longest values the schema's columns hold (`sql/`): `tweets.tweet`
 /// is a TEXT (bytes), the others VARCHAR (characters).
 const TEXT_BYTES: usize = 65_535;

@@ -1,0 +1,264 @@
+//! `tweetlambda x stream`: the filtered stream into Kafka, and its rules.
+//!
+//! The stream sends one JSON object a line (CRLF), and an empty line as a
+//! keep-alive every few seconds. A line with `data` is a tweet; a line with
+//! only `errors` is a message from the stream (`operational-disconnect`
+//! before the server closes): logged, counted and dead-lettered. A line
+//! that is not JSON is dead-lettered and the stream goes on.
+//!
+//! The connection is opened again when the server closes it, when it
+//! breaks, or when nothing (not even a keep-alive) arrived for the stall
+//! timeout (30 s); tweets a new connection repeats are skipped by id.
+//! Progress is checkpointed every second (the producer flushed first), so
+//! that a restart reads back what was sent since and does not repeat it.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use metrics::counter;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::api::{Api, Trouble, STREAM_PATH};
+use crate::convert;
+use crate::error::Result;
+use crate::retry::{Backoff, Failure, Policy};
+use crate::search::wait_after;
+use crate::sink::{Sink, SinkOptions};
+use crate::state::State;
+use crate::Summary;
+
+/// A stream line longer than this is dead-lettered (its start) and the
+/// connection opened again: no tweet is near it.
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// What `x stream` does.
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    /// Stop after this many tweets published.
+    pub max_tweets: Option<u64>,
+    /// Reconnect when nothing arrived for this long.
+    pub stall_timeout: Duration,
+    /// How often progress is made durable.
+    pub checkpoint_interval: Duration,
+    /// Where the checkpoint is kept.
+    pub state_dir: PathBuf,
+    /// The waits after failures.
+    pub policy: Policy,
+    /// Where tweets go.
+    pub sink: SinkOptions,
+}
+
+/// Why reading a connection ended.
+enum End {
+    /// Reconnect after this failure.
+    Failed(Failure),
+    /// `--max-tweets` reached, or a shutdown: stop.
+    Stop,
+}
+
+struct Run<'a> {
+    options: &'a StreamOptions,
+    sink: Sink,
+    state: State,
+    summary: Summary,
+    last_checkpoint: Instant,
+}
+
+/// Runs the stream until `--max-tweets` or a shutdown.
+pub async fn run(
+    api: &Api,
+    options: &StreamOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let source = format!("stream into {}", options.sink.topics.tweets);
+    let mut state = State::load(&options.state_dir, &source)?;
+    let mut sink = Sink::open(&options.sink).await?;
+    let resumed = !state.offsets.is_empty();
+    if resumed {
+        let n = sink.remember_published(&state.offsets).await?;
+        tracing::info!(read_back = n, "resuming from the checkpoint");
+    } else {
+        state.offsets = sink.end_offsets().await?;
+        state.save(&options.state_dir)?;
+    }
+    let mut run = Run {
+        options,
+        sink,
+        state,
+        summary: Summary {
+            resumed,
+            ..Summary::default()
+        },
+        last_checkpoint: Instant::now(),
+    };
+    let mut backoff = Backoff::new(options.policy);
+    let mut connections = 0u64;
+    loop {
+        if run.done() {
+            break;
+        }
+        let response = match api.stream().await {
+            Ok(r) => r,
+            Err(Trouble::Stop(e)) => {
+                run.checkpoint().await?;
+                return Err(e);
+            }
+            Err(Trouble::Retry(failure)) => {
+                if !wait_after(&failure, &mut backoff, &mut run.summary, &mut shutdown).await {
+                    run.summary.interrupted = true;
+                    break;
+                }
+                continue;
+            }
+        };
+        connections += 1;
+        if connections > 1 {
+            run.summary.reconnects += 1;
+            counter!("x_reconnects_total").increment(1);
+        }
+        tracing::info!("connected to the filtered stream");
+        let end = run.read(response, &mut backoff, &mut shutdown).await?;
+        run.checkpoint().await?;
+        match end {
+            End::Stop => break,
+            End::Failed(failure) => {
+                if !wait_after(&failure, &mut backoff, &mut run.summary, &mut shutdown).await {
+                    run.summary.interrupted = true;
+                    break;
+                }
+            }
+        }
+    }
+    run.checkpoint().await?;
+    let mut summary = run.summary;
+    summary.counts = run.sink.counts;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+impl Run<'_> {
+    fn done(&self) -> bool {
+        let c = &self.sink.counts;
+        self.options
+            .max_tweets
+            .is_some_and(|max| c.tweets + c.already_published >= max)
+    }
+
+    async fn checkpoint(&mut self) -> Result<()> {
+        let offsets = self.sink.flush().await?;
+        self.state.advance_offsets(offsets);
+        self.state.save(&self.options.state_dir)?;
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+
+    /// Reads one connection until it ends.
+    async fn read(
+        &mut self,
+        mut response: reqwest::Response,
+        backoff: &mut Backoff,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<End> {
+        let mut buffer: Vec<u8> = Vec::new();
+        let stall = self.options.stall_timeout;
+        loop {
+            let chunk = tokio::select! {
+                c = tokio::time::timeout(stall, response.chunk()) => c,
+                _ = shutdown.changed() => {
+                    self.summary.interrupted = true;
+                    return Ok(End::Stop);
+                }
+            };
+            let bytes = match chunk {
+                Err(_) => {
+                    return Ok(End::Failed(Failure::Network(format!(
+                        "nothing arrived for {} s, not even a keep-alive",
+                        stall.as_secs_f64()
+                    ))))
+                }
+                Ok(Err(e)) => return Ok(End::Failed(Failure::Network(e.to_string()))),
+                Ok(Ok(None)) => {
+                    return Ok(End::Failed(Failure::Network(
+                        "the server closed the stream".into(),
+                    )))
+                }
+                Ok(Ok(Some(bytes))) => bytes,
+            };
+            // Data arrived: the connection works, failures start over.
+            backoff.succeeded();
+            buffer.extend_from_slice(&bytes);
+            while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=end).collect();
+                self.line(&line).await?;
+                if self.done() {
+                    return Ok(End::Stop);
+                }
+            }
+            if buffer.len() > MAX_LINE_BYTES {
+                let reason = format!("a stream line longer than {MAX_LINE_BYTES} bytes");
+                self.sink
+                    .dead_letter(STREAM_PATH, None, &reason, &buffer)
+                    .await?;
+                return Ok(End::Failed(Failure::Network(reason)));
+            }
+            if self.last_checkpoint.elapsed() >= self.options.checkpoint_interval {
+                self.checkpoint().await?;
+            }
+        }
+    }
+
+    /// One line of the stream.
+    async fn line(&mut self, raw: &[u8]) -> Result<()> {
+        let line = raw.trim_ascii();
+        if line.is_empty() {
+            self.summary.keep_alives += 1;
+            counter!("x_keep_alives_total").increment(1);
+            return Ok(());
+        }
+        let value = match serde_json::from_slice::<Value>(line) {
+            Ok(v) if v.is_object() => v,
+            Ok(_) => {
+                return self
+                    .sink
+                    .dead_letter(
+                        STREAM_PATH,
+                        None,
+                        "a stream line that is not a JSON object",
+                        line,
+                    )
+                    .await
+            }
+            Err(e) => {
+                let reason = format!("a stream line that is not JSON: {e}");
+                return self
+                    .sink
+                    .dead_letter(STREAM_PATH, None, &reason, line)
+                    .await;
+            }
+        };
+        let errors = convert::errors(&value);
+        if value.get("data").is_some() {
+            self.summary.pages += 1;
+            self.sink.publish(STREAM_PATH, &value).await?;
+            for e in errors {
+                self.summary.partial_errors += 1;
+                counter!("x_partial_errors_total").increment(1);
+                tracing::info!("the stream line names an object it does not include: {e}");
+            }
+            return Ok(());
+        }
+        let reason = if errors.is_empty() {
+            "a stream line with neither `data` nor `errors`".to_string()
+        } else {
+            format!("the stream says: {}", errors.join("; "))
+        };
+        if convert::is_disconnect(&value) {
+            tracing::warn!("the stream announces a disconnection; it will be opened again");
+        }
+        self.sink
+            .dead_letter(STREAM_PATH, None, &reason, line)
+            .await
+    }
+}
