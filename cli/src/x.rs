@@ -41,12 +41,13 @@ struct ApiArgs {
     /// The API's base URL.
     #[arg(
         long,
+        global = true,
         env = "TWEETLAMBDA_X_API_BASE",
         default_value = "https://api.x.com"
     )]
     api_base: String,
     /// A file holding the bearer token (instead of TWEETLAMBDA_X_BEARER_TOKEN).
-    #[arg(long)]
+    #[arg(long, global = true)]
     bearer_token_file: Option<PathBuf>,
 }
 

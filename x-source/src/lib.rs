@@ -81,6 +81,9 @@ impl std::fmt::Display for Summary {
             self.reconnects,
             self.elapsed.as_secs_f64()
         )?;
+        if self.keep_alives > 0 {
+            write!(f, "; {} keep-alives", self.keep_alives)?;
+        }
         if c.stored > 0 {
             write!(f, "; {} tweets stored in MySQL", c.stored)?;
         }

@@ -82,6 +82,15 @@ impl RecentIds {
         }
     }
 
+    /// The last `n` ids, oldest first.
+    fn last(&self, n: usize) -> Vec<i64> {
+        self.order
+            .iter()
+            .skip(self.order.len().saturating_sub(n))
+            .copied()
+            .collect()
+    }
+
     /// `false` when the id is already there.
     fn insert(&mut self, id: i64) -> bool {
         if !self.set.insert(id) {
@@ -175,6 +184,18 @@ impl Sink {
             }
         }
         Ok(messages.len())
+    }
+
+    /// The ids of the last `n` tweets published (or skipped), oldest first.
+    pub fn recent_ids(&self, n: usize) -> Vec<i64> {
+        self.recent.last(n)
+    }
+
+    /// Tweets to skip if they come again (from an earlier run's state).
+    pub fn skip_ids(&mut self, ids: &[i64]) {
+        for id in ids {
+            self.recent.insert(*id);
+        }
     }
 
     /// Publishes the tweets of a body (a search page or a stream line);
@@ -301,5 +322,7 @@ mod tests {
         assert!(r.insert(3));
         assert!(r.insert(1), "1 was forgotten when 3 came");
         assert!(!r.insert(3));
+        assert_eq!(r.last(5), vec![3, 1]);
+        assert_eq!(r.last(1), vec![1]);
     }
 }

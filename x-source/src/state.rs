@@ -40,6 +40,10 @@ pub struct State {
     /// Broker offsets after everything published before this checkpoint.
     #[serde(default)]
     pub offsets: Offsets,
+    /// The stream's last tweet ids, newest last: a restarted stream that is
+    /// sent them again skips them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_ids: Vec<i64>,
 }
 
 /// The state file of one source in `dir`: its name is a digest of what the

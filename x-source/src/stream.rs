@@ -9,8 +9,9 @@
 //! The connection is opened again when the server closes it, when it
 //! breaks, or when nothing (not even a keep-alive) arrived for the stall
 //! timeout (30 s); tweets a new connection repeats are skipped by id.
-//! Progress is checkpointed every second (the producer flushed first), so
-//! that a restart reads back what was sent since and does not repeat it.
+//! Progress is checkpointed every second (the producer flushed first) with
+//! the last tweet ids, so that a restart reads back what was sent since,
+//! and skips what a new connection sends again.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -27,6 +28,10 @@ use crate::search::wait_after;
 use crate::sink::{Sink, SinkOptions};
 use crate::state::State;
 use crate::Summary;
+
+/// Tweet ids kept in the checkpoint for a restart to skip: a new
+/// connection re-sends at most the last seconds.
+const IDS_KEPT: usize = 1000;
 
 /// A stream line longer than this is dead-lettered (its start) and the
 /// connection opened again: no tweet is near it.
@@ -77,6 +82,7 @@ pub async fn run(
     let mut sink = Sink::open(&options.sink).await?;
     let resumed = !state.offsets.is_empty();
     if resumed {
+        sink.skip_ids(&state.recent_ids);
         let n = sink.remember_published(&state.offsets).await?;
         tracing::info!(read_back = n, "resuming from the checkpoint");
     } else {
@@ -149,6 +155,7 @@ impl Run<'_> {
     async fn checkpoint(&mut self) -> Result<()> {
         let offsets = self.sink.flush().await?;
         self.state.advance_offsets(offsets);
+        self.state.recent_ids = self.sink.recent_ids(IDS_KEPT);
         self.state.save(&self.options.state_dir)?;
         self.last_checkpoint = Instant::now();
         Ok(())
