@@ -391,6 +391,7 @@ async fn search_reads_the_chain_through_a_429_and_a_503_and_a_second_run_publish
     let started = Instant::now();
     let stdout = succeeded(&x(&api.url, &state, &args));
     let elapsed = started.elapsed();
+    eprintln!("{stdout}");
     for part in [
         "6 pages",
         "500 tweets",
