@@ -30,6 +30,46 @@ pub(crate) struct MysqlArgs {
     pub(crate) mysql_url: String,
 }
 
+/// The topics a source (the replay, the X source) writes, and their
+/// partitions when it creates them.
+#[derive(Args, Debug)]
+pub(crate) struct TopicArgs {
+    /// Topic for tweets (key: tweet id).
+    #[arg(long, env = "TWEETLAMBDA_TWEETS_TOPIC", default_value = "tweets")]
+    pub(crate) tweets_topic: String,
+    /// Topic for hashtags (key: hashtag).
+    #[arg(long, env = "TWEETLAMBDA_HASHTAGS_TOPIC", default_value = "hashtags")]
+    pub(crate) hashtags_topic: String,
+    /// Topic for input that cannot be used.
+    #[arg(
+        long,
+        env = "TWEETLAMBDA_DEAD_LETTER_TOPIC",
+        default_value = "tweets.dead-letter"
+    )]
+    pub(crate) dead_letter_topic: String,
+    /// Partitions of the topics when they are created.
+    #[arg(long, env = "TWEETLAMBDA_PARTITIONS", default_value_t = 3)]
+    pub(crate) partitions: i32,
+}
+
+impl TopicArgs {
+    pub(crate) fn topics(&self) -> tweetlambda_replayer::replay::Topics {
+        tweetlambda_replayer::replay::Topics {
+            tweets: self.tweets_topic.clone(),
+            hashtags: self.hashtags_topic.clone(),
+            dead_letters: self.dead_letter_topic.clone(),
+        }
+    }
+}
+
+/// A duration flag that must be longer than zero.
+pub(crate) fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be longer than zero".into()),
+        d => Ok(d),
+    }
+}
+
 #[derive(Args, Debug)]
 pub(crate) struct KafkaArgs {
     /// Kafka bootstrap servers, `HOST:PORT[,HOST:PORT…]`.

@@ -9,7 +9,7 @@ use clap::Args;
 use tweetlambda_replayer::replay;
 
 use crate::common::{
-    is_terminal, parse_duration, parse_time, shutdown_signal, KafkaArgs, MysqlArgs,
+    is_terminal, parse_duration, parse_time, shutdown_signal, KafkaArgs, MysqlArgs, TopicArgs,
 };
 
 #[derive(Args, Debug)]
@@ -27,22 +27,8 @@ pub struct ReplayArgs {
     /// Replay tweets created before this time.
     #[arg(long, value_parser = parse_time)]
     to: Option<DateTime<Utc>>,
-    /// Topic for tweets (key: tweet id).
-    #[arg(long, env = "TWEETLAMBDA_TWEETS_TOPIC", default_value = "tweets")]
-    tweets_topic: String,
-    /// Topic for hashtags (key: hashtag).
-    #[arg(long, env = "TWEETLAMBDA_HASHTAGS_TOPIC", default_value = "hashtags")]
-    hashtags_topic: String,
-    /// Topic for rows that cannot be replayed.
-    #[arg(
-        long,
-        env = "TWEETLAMBDA_DEAD_LETTER_TOPIC",
-        default_value = "tweets.dead-letter"
-    )]
-    dead_letter_topic: String,
-    /// Partitions of the topics the replay creates.
-    #[arg(long, env = "TWEETLAMBDA_PARTITIONS", default_value_t = 3)]
-    partitions: i32,
+    #[command(flatten)]
+    topics: TopicArgs,
     /// Name of the checkpoint that makes this replay resumable.
     #[arg(long = "checkpoint", default_value = "default")]
     checkpoint_name: String,
@@ -61,12 +47,8 @@ pub async fn run(a: ReplayArgs, kafka_from_file: &[(String, String)]) -> anyhow:
     let options = replay::ReplayOptions {
         mysql_url: a.mysql.mysql_url,
         kafka: a.kafka.options(kafka_from_file),
-        topics: replay::Topics {
-            tweets: a.tweets_topic,
-            hashtags: a.hashtags_topic,
-            dead_letters: a.dead_letter_topic,
-        },
-        partitions: a.partitions.max(1),
+        topics: a.topics.topics(),
+        partitions: a.topics.partitions.max(1),
         speed: a.speed,
         from: a.from,
         to: a.to,

@@ -12,9 +12,11 @@ use serde_json::{json, Value};
 use tweetlambda_x::retry::Policy;
 use tweetlambda_x::search::SearchOptions;
 use tweetlambda_x::stream::StreamOptions;
-use tweetlambda_x::{Api, SinkOptions, Token, Topics};
+use tweetlambda_x::{Api, SinkOptions, Token};
 
-use crate::common::{metrics_address, parse_duration, print_line, shutdown_signal, KafkaArgs};
+use crate::common::{
+    metrics_address, parse_positive_duration, print_line, shutdown_signal, KafkaArgs, TopicArgs,
+};
 
 #[derive(Args, Debug)]
 pub struct XArgs {
@@ -63,25 +65,11 @@ impl ApiArgs {
 struct SinkArgs {
     #[command(flatten)]
     kafka: KafkaArgs,
-    /// Topic for tweets (key: tweet id).
-    #[arg(long, env = "TWEETLAMBDA_TWEETS_TOPIC", default_value = "tweets")]
-    tweets_topic: String,
-    /// Topic for hashtags (key: hashtag).
-    #[arg(long, env = "TWEETLAMBDA_HASHTAGS_TOPIC", default_value = "hashtags")]
-    hashtags_topic: String,
-    /// Topic for input that cannot be used.
-    #[arg(
-        long,
-        env = "TWEETLAMBDA_DEAD_LETTER_TOPIC",
-        default_value = "tweets.dead-letter"
-    )]
-    dead_letter_topic: String,
-    /// Partitions of the topics when they are created.
-    #[arg(long, env = "TWEETLAMBDA_PARTITIONS", default_value_t = 3)]
-    partitions: i32,
+    #[command(flatten)]
+    topics: TopicArgs,
     /// Also store every tweet in this MySQL database (the schema of `sql/`),
     /// so that it can be replayed later.
-    #[arg(long)]
+    #[arg(long, env = "TWEETLAMBDA_X_MYSQL_URL", hide_env_values = true)]
     mysql_url: Option<String>,
     /// Where the checkpoint is kept [default: $XDG_STATE_HOME/tweetlambda/x,
     /// else ~/.local/state/tweetlambda/x].
@@ -96,12 +84,8 @@ impl SinkArgs {
     fn options(&self, kafka_from_file: &[(String, String)]) -> SinkOptions {
         SinkOptions {
             kafka: self.kafka.options(kafka_from_file),
-            topics: Topics {
-                tweets: self.tweets_topic.clone(),
-                hashtags: self.hashtags_topic.clone(),
-                dead_letters: self.dead_letter_topic.clone(),
-            },
-            partitions: self.partitions.max(1),
+            topics: self.topics.topics(),
+            partitions: self.topics.partitions.max(1),
             mysql_url: self.mysql_url.clone(),
         }
     }
@@ -133,7 +117,7 @@ struct SearchArgs {
     #[arg(long)]
     once: bool,
     /// Time between searches for new tweets.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = parse_positive_duration)]
     interval: Duration,
     #[command(flatten)]
     api: ApiArgs,
@@ -148,7 +132,7 @@ struct StreamArgs {
     max_tweets: Option<u64>,
     /// Open the connection again when nothing, not even a keep-alive,
     /// arrived for this long.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = parse_positive_duration)]
     stall_timeout: Duration,
     #[command(flatten)]
     api: ApiArgs,

@@ -25,7 +25,7 @@ pub mod read;
 
 pub use admin::{check_reachable, end_offsets, ensure_topics, TopicSpec};
 pub use error::{Error, Result};
-pub use options::{split_key, KafkaOptions, Offsets};
+pub use options::{advance_offsets, split_key, KafkaOptions, Offsets};
 pub use partitioner::partition_for_key;
 pub use producer::Producer;
 pub use read::{read_tail, sample_topic, TailMessage, TopicSample};

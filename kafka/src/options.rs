@@ -36,6 +36,15 @@ impl KafkaOptions {
 /// Partition offsets of topics, keyed `topic:partition`.
 pub type Offsets = BTreeMap<String, i64>;
 
+/// Raises each partition's offset in `offsets` to the one in `newer` where
+/// that is larger (a checkpoint taking the offsets after a flush).
+pub fn advance_offsets(offsets: &mut Offsets, newer: Offsets) {
+    for (k, v) in newer {
+        let slot = offsets.entry(k).or_insert(v);
+        *slot = (*slot).max(v);
+    }
+}
+
 /// Splits a `topic:partition` key.
 pub fn split_key(key: &str) -> Option<(&str, i32)> {
     let (topic, partition) = key.rsplit_once(':')?;
@@ -49,5 +58,26 @@ mod tests {
         assert_eq!(super::split_key("a:b:3"), Some(("a:b", 3)));
         assert_eq!(super::split_key("tweets"), None);
         assert_eq!(super::split_key("tweets:x"), None);
+    }
+
+    #[test]
+    fn offsets_only_move_forward() {
+        let mut o = super::Offsets::from([("t:0".to_string(), 5), ("t:1".to_string(), 9)]);
+        super::advance_offsets(
+            &mut o,
+            super::Offsets::from([
+                ("t:0".to_string(), 7),
+                ("t:1".to_string(), 3),
+                ("t:2".to_string(), 1),
+            ]),
+        );
+        assert_eq!(
+            o,
+            super::Offsets::from([
+                ("t:0".to_string(), 7),
+                ("t:1".to_string(), 9),
+                ("t:2".to_string(), 1)
+            ])
+        );
     }
 }

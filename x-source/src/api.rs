@@ -54,10 +54,13 @@ impl Token {
     /// `TWEETLAMBDA_X_BEARER_TOKEN`.
     pub fn read(file: Option<&Path>) -> Result<Token> {
         let (value, setting) = match file {
+            // The path is not repeated in messages: a token passed there by
+            // mistake would be printed.
             Some(path) => {
-                let setting = format!("--bearer-token-file {}", path.display());
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| Error::Config(format!("cannot read {setting}: {e}")))?;
+                let setting = "--bearer-token-file".to_string();
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::Config(format!("cannot read the file of {setting}: {e}"))
+                })?;
                 (text, setting)
             }
             None => match std::env::var(TOKEN_VARIABLE) {

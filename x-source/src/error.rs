@@ -39,9 +39,10 @@ pub enum Error {
     /// The broker.
     #[error(transparent)]
     Kafka(#[from] tweetlambda_kafka::Error),
-    /// MySQL (with `--mysql-url`).
+    /// MySQL (with `--mysql-url`), or reading back what a stopped run
+    /// published (the replay's code does both).
     #[error(transparent)]
-    Mysql(#[from] tweetlambda_replayer::Error),
+    Replayer(#[from] tweetlambda_replayer::Error),
 }
 
 /// Result with [`Error`].

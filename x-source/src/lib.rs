@@ -27,7 +27,10 @@ pub mod stream;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use metrics::counter;
 use tokio::sync::watch;
+
+use crate::retry::{Backoff, Failure};
 
 pub use api::{Api, Token};
 pub use error::{Error, Result};
@@ -113,6 +116,30 @@ pub(crate) async fn pause(wait: Duration, shutdown: &mut watch::Receiver<bool>) 
         _ = tokio::time::sleep(wait) => true,
         _ = shutdown.changed() => false,
     }
+}
+
+/// Logs a failure, counts it and waits as [`Backoff`] says; `false` when a
+/// shutdown came during the wait.
+pub(crate) async fn wait_after(
+    failure: &Failure,
+    backoff: &mut Backoff,
+    summary: &mut Summary,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let wait = backoff.next_wait(failure, unix_now());
+    tracing::warn!("{failure}: retrying in {:.1} s", wait.as_secs_f64());
+    match failure {
+        Failure::RateLimited { .. } => {
+            summary.rate_limit_waits += 1;
+            summary.rate_limit_waited += wait;
+            counter!("x_rate_limit_waits_total").increment(1);
+        }
+        _ => {
+            summary.retries += 1;
+            counter!("x_retries_total").increment(1);
+        }
+    }
+    pause(wait, shutdown).await
 }
 
 /// Now, in Unix seconds (the unit of `x-rate-limit-reset`).

@@ -26,6 +26,9 @@ pub enum Failure {
     },
     /// No answer: connection refused or cut, a timeout, a stalled stream.
     Network(String),
+    /// An answer that cannot be read (a 200 whose body is not JSON): waited
+    /// on as a server error.
+    Unreadable(String),
 }
 
 impl std::fmt::Display for Failure {
@@ -37,6 +40,7 @@ impl std::fmt::Display for Failure {
             }
             Failure::Server { status } => write!(f, "server error {status}"),
             Failure::Network(cause) => write!(f, "network error: {cause}"),
+            Failure::Unreadable(why) => write!(f, "unreadable answer: {why}"),
         }
     }
 }
@@ -103,7 +107,7 @@ impl Backoff {
                 self.rate_limited += 1;
                 doubled(p.rate_limit_first, self.rate_limited - 1, p.rate_limit_cap)
             }
-            Failure::Server { .. } => {
+            Failure::Server { .. } | Failure::Unreadable(_) => {
                 self.server += 1;
                 doubled(p.server_first, self.server - 1, p.server_cap)
             }

@@ -19,11 +19,12 @@ use tokio::sync::watch;
 
 use crate::api::{Api, SearchRequest, Trouble, SEARCH_PATH};
 use crate::convert::{self, id_order, newer_id};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::retry::{Backoff, Failure, Policy, RateLimit};
 use crate::sink::{Sink, SinkOptions};
-use crate::state::{Pass, State};
-use crate::{pause, unix_now, Summary};
+use crate::state::{Pass, State, StateLock};
+use crate::{pause, unix_now, wait_after, Summary};
+use tweetlambda_kafka::advance_offsets;
 
 /// What `x search` does.
 #[derive(Debug, Clone)]
@@ -67,6 +68,26 @@ fn id_range(body: &Value) -> Option<(String, String)> {
     .map(|(n, o)| (n.to_string(), o.to_string()))
 }
 
+/// The parameter of `request` the API refused as too old, if that is
+/// what `e` says (`Invalid 'since_id': … must be a tweet id created after …`).
+fn too_old(e: &Error, request: &SearchRequest) -> Option<&'static str> {
+    let Error::Refused {
+        status: 400,
+        detail,
+        ..
+    } = e
+    else {
+        return None;
+    };
+    [
+        ("since_id", &request.since_id),
+        ("until_id", &request.until_id),
+    ]
+    .into_iter()
+    .find(|(name, value)| value.is_some() && detail.contains(&format!("'{name}'")))
+    .map(|(name, _)| name)
+}
+
 /// Runs recent search until the end of one pass (`once`) or a shutdown.
 pub async fn run(
     api: &Api,
@@ -78,6 +99,7 @@ pub async fn run(
         "search {:?} into {}",
         options.query, options.sink.topics.tweets
     );
+    let _lock = StateLock::take(&options.state_dir, &source)?;
     let mut state = State::load(&options.state_dir, &source)?;
     let mut sink = Sink::open(&options.sink).await?;
     let mut summary = Summary {
@@ -100,6 +122,9 @@ pub async fn run(
     let mut rate = RateLimit::default();
     'passes: loop {
         let pass_started = Instant::now();
+        // A pass that continues a stopped one ends at that pass's newest
+        // tweet: with --once, one more pass fetches what came since.
+        let continues_a_pass = state.pass.is_some();
         let since_id = state.since_id.clone();
         let until_id = state.pass.as_ref().map(|p| p.oldest_id.clone());
         let mut pass_newest = state.pass.as_ref().map(|p| p.newest_id.clone());
@@ -126,9 +151,33 @@ pub async fn run(
                 next_token: next_token.clone(),
                 max_results: 100,
             };
-            let answer = match api.search(&request).await {
+            let outcome = tokio::select! {
+                outcome = api.search(&request) => outcome,
+                _ = shutdown.changed() => {
+                    summary.interrupted = true;
+                    break 'passes;
+                }
+            };
+            let answer = match outcome {
                 Ok(answer) => answer,
-                Err(Trouble::Stop(e)) => return Err(e),
+                Err(Trouble::Stop(e)) => match too_old(&e, &request) {
+                    // Recent search covers 7 days: an older since_id or
+                    // until_id is refused. Nothing older can be fetched, so
+                    // nothing is lost by asking without it.
+                    Some(param) => {
+                        tracing::warn!("the API refuses {param} as too old for recent search ({e}); asking without it");
+                        if param == "since_id" {
+                            state.since_id = None;
+                        } else {
+                            state.since_id =
+                                newer_id(state.since_id.take(), pass_newest.as_deref());
+                            state.pass = None;
+                        }
+                        state.save(&options.state_dir)?;
+                        continue 'passes;
+                    }
+                    None => return Err(e),
+                },
                 Err(Trouble::Retry(failure)) => {
                     if !wait_after(&failure, &mut backoff, &mut summary, &mut shutdown).await {
                         summary.interrupted = true;
@@ -152,7 +201,7 @@ pub async fn run(
                     };
                     sink.dead_letter(SEARCH_PATH, None, &reason, &answer.body)
                         .await?;
-                    let failure = Failure::Server { status: 200 };
+                    let failure = Failure::Unreadable(reason);
                     if !wait_after(&failure, &mut backoff, &mut summary, &mut shutdown).await {
                         summary.interrupted = true;
                         break 'passes;
@@ -174,8 +223,12 @@ pub async fn run(
             if let Some((newest, _)) = &range {
                 pass_newest = newer_id(pass_newest, Some(newest));
             }
-            let offsets = sink.flush().await?;
-            state.advance_offsets(offsets);
+            // Everything before the end of the topics now is this source's
+            // (delivered) or another producer's: a restart reads back only
+            // from here.
+            let flushed = sink.flush().await?;
+            advance_offsets(&mut state.offsets, flushed);
+            advance_offsets(&mut state.offsets, sink.end_offsets().await?);
             match (&token, &range, &pass_newest) {
                 (Some(_), Some((_, oldest)), Some(newest)) => {
                     state.pass = Some(Pass {
@@ -208,8 +261,11 @@ pub async fn run(
                 break 'passes;
             }
         }
-        if options.once {
+        if options.once && !continues_a_pass {
             break;
+        }
+        if options.once {
+            continue;
         }
         let wait = options.interval.saturating_sub(pass_started.elapsed());
         if !pause(wait, &mut shutdown).await {
@@ -220,30 +276,6 @@ pub async fn run(
     summary.counts = sink.counts;
     summary.elapsed = started.elapsed();
     Ok(summary)
-}
-
-/// Logs a failure, counts it and waits as [`Backoff`] says; `false` when a
-/// shutdown came during the wait.
-pub(crate) async fn wait_after(
-    failure: &Failure,
-    backoff: &mut Backoff,
-    summary: &mut Summary,
-    shutdown: &mut watch::Receiver<bool>,
-) -> bool {
-    let wait = backoff.next_wait(failure, unix_now());
-    tracing::warn!("{failure}: retrying in {:.1} s", wait.as_secs_f64());
-    match failure {
-        Failure::RateLimited { .. } => {
-            summary.rate_limit_waits += 1;
-            summary.rate_limit_waited += wait;
-            counter!("x_rate_limit_waits_total").increment(1);
-        }
-        _ => {
-            summary.retries += 1;
-            counter!("x_retries_total").increment(1);
-        }
-    }
-    pause(wait, shutdown).await
 }
 
 #[cfg(test)]

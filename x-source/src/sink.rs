@@ -14,20 +14,11 @@ use serde_json::Value;
 use tweetlambda_core::messages::DeadLetter;
 use tweetlambda_kafka::{self as kafka, KafkaOptions, Offsets, Producer, TopicSpec};
 use tweetlambda_replayer::load::{LoadSummary, Record, Writer};
+pub use tweetlambda_replayer::replay::Topics;
+use tweetlambda_replayer::replay::{read_back, Published};
 
 use crate::convert;
 use crate::error::{Error, Result};
-
-/// The topics written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Topics {
-    /// Tweets (key: tweet id).
-    pub tweets: String,
-    /// Hashtags (key: hashtag).
-    pub hashtags: String,
-    /// What could not be used.
-    pub dead_letters: String,
-}
 
 /// Where to write.
 #[derive(Debug, Clone)]
@@ -57,13 +48,6 @@ pub struct Counts {
     pub dead_letters: u64,
     /// Tweets newly stored in MySQL.
     pub stored: u64,
-}
-
-/// What identifies a published message, to recognise what a stopped run sent.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Published {
-    Tweet(String),
-    Hashtag(String, String),
 }
 
 /// The last `capacity` tweet ids published, for skipping repeats.
@@ -153,37 +137,24 @@ impl Sink {
         })
     }
 
-    /// The current end of the tweets and hashtags topics: where a fresh
-    /// checkpoint starts.
+    /// The current end of the topics written: where a checkpoint taken
+    /// right after a flush may start reading back (everything before it is
+    /// either this source's, delivered, or another producer's).
     pub async fn end_offsets(&self) -> Result<Offsets> {
         let t = &self.topics;
-        Ok(kafka::end_offsets(&self.kafka, &[t.tweets.as_str(), t.hashtags.as_str()]).await?)
+        let topics = [
+            t.tweets.as_str(),
+            t.hashtags.as_str(),
+            t.dead_letters.as_str(),
+        ];
+        Ok(kafka::end_offsets(&self.kafka, &topics).await?)
     }
 
     /// Reads what was published after `offsets` (the last checkpoint) so
     /// that it is not published again; returns how many messages.
     pub async fn remember_published(&mut self, offsets: &Offsets) -> Result<usize> {
-        let messages = kafka::read_tail(&self.kafka, offsets).await?;
-        for m in &messages {
-            let key = m
-                .key
-                .as_deref()
-                .map(|k| String::from_utf8_lossy(k).into_owned())
-                .unwrap_or_default();
-            if m.topic == self.topics.tweets {
-                self.before_restart.insert(Published::Tweet(key));
-            } else if m.topic == self.topics.hashtags {
-                let tweet_id = m
-                    .payload
-                    .as_deref()
-                    .and_then(|p| serde_json::from_slice::<Value>(p).ok())
-                    .and_then(|v| v.get("tweet_id")?.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                self.before_restart
-                    .insert(Published::Hashtag(tweet_id, key));
-            }
-        }
-        Ok(messages.len())
+        self.before_restart = read_back(&self.kafka, &self.topics, offsets).await?;
+        Ok(self.before_restart.len())
     }
 
     /// The ids of the last `n` tweets published (or skipped), oldest first.
@@ -274,6 +245,16 @@ impl Sink {
         reason: &str,
         input: &[u8],
     ) -> Result<()> {
+        if let Some(id) = tweet_id {
+            // Dead letters of a tweet are recognised after a restart; those
+            // of a broken line or body have no identity to recognise.
+            if self
+                .before_restart
+                .contains(&Published::DeadLetter(id.to_string()))
+            {
+                return Ok(());
+            }
+        }
         tracing::warn!(endpoint, tweet_id, reason, "dead-lettered");
         let letter = DeadLetter::x_api(endpoint, tweet_id, reason, input);
         let now = chrono::Utc::now().timestamp_millis();

@@ -107,12 +107,36 @@ impl State {
             .map_err(fail)?;
         Ok(())
     }
+}
 
-    /// Adds the offsets a flush returned (the larger of each partition's).
-    pub fn advance_offsets(&mut self, flushed: Offsets) {
-        for (k, v) in flushed {
-            let slot = self.offsets.entry(k).or_insert(v);
-            *slot = (*slot).max(v);
+/// Holds the state file of one source for one process: a second process
+/// for the same query and topic would overwrite the first one's checkpoint
+/// and publish the same tweets.
+pub struct StateLock {
+    _file: std::fs::File,
+}
+
+impl StateLock {
+    /// Takes the lock, or says who holds it.
+    pub fn take(dir: &Path, source: &str) -> Result<StateLock> {
+        let path = path_for(dir, source).with_extension("lock");
+        let fail = |cause: String| Error::State {
+            path: path.display().to_string(),
+            cause,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| fail(e.to_string()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(StateLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(fail(format!(
+                "another process is already running {source}; stop it first"
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(fail(e.to_string())),
         }
     }
 }
@@ -131,12 +155,25 @@ mod tests {
             newest_id: "20".into(),
             oldest_id: "15".into(),
         });
-        s.advance_offsets(Offsets::from([("tweets/0".to_string(), 7)]));
-        s.advance_offsets(Offsets::from([("tweets/0".to_string(), 5)]));
+        s.offsets = Offsets::from([("tweets:0".to_string(), 7)]);
         s.save(&dir).expect("save");
         let back = State::load(&dir, "search #a tweets").expect("load");
         assert_eq!(back, s);
-        assert_eq!(back.offsets["tweets/0"], 7);
+        assert_eq!(back.offsets["tweets:0"], 7);
+        let held = StateLock::take(&dir, "search #a tweets").expect("lock");
+        let e = StateLock::take(&dir, "search #a tweets")
+            .err()
+            .expect("held");
+        assert!(e.to_string().contains("already running"), "{e}");
+        assert!(
+            StateLock::take(&dir, "search #b tweets").is_ok(),
+            "per source"
+        );
+        drop(held);
+        assert!(
+            StateLock::take(&dir, "search #a tweets").is_ok(),
+            "released"
+        );
         assert_ne!(
             path_for(&dir, "search #a tweets"),
             path_for(&dir, "search #b tweets")

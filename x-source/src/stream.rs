@@ -24,10 +24,11 @@ use crate::api::{Api, Trouble, STREAM_PATH};
 use crate::convert;
 use crate::error::Result;
 use crate::retry::{Backoff, Failure, Policy};
-use crate::search::wait_after;
 use crate::sink::{Sink, SinkOptions};
-use crate::state::State;
+use crate::state::{State, StateLock};
+use crate::wait_after;
 use crate::Summary;
+use tweetlambda_kafka::advance_offsets;
 
 /// Tweet ids kept in the checkpoint for a restart to skip: a new
 /// connection re-sends at most the last seconds.
@@ -68,7 +69,14 @@ struct Run<'a> {
     state: State,
     summary: Summary,
     last_checkpoint: Instant,
+    /// When the end offsets of the topics were last taken into the
+    /// checkpoint (and progress logged).
+    last_refresh: Instant,
 }
+
+/// How often the checkpoint takes the topics' end offsets, and progress is
+/// logged.
+const REFRESH: Duration = Duration::from_secs(10);
 
 /// Runs the stream until `--max-tweets` or a shutdown.
 pub async fn run(
@@ -78,6 +86,7 @@ pub async fn run(
 ) -> Result<Summary> {
     let started = Instant::now();
     let source = format!("stream into {}", options.sink.topics.tweets);
+    let _lock = StateLock::take(&options.state_dir, &source)?;
     let mut state = State::load(&options.state_dir, &source)?;
     let mut sink = Sink::open(&options.sink).await?;
     let resumed = !state.offsets.is_empty();
@@ -98,6 +107,7 @@ pub async fn run(
             ..Summary::default()
         },
         last_checkpoint: Instant::now(),
+        last_refresh: Instant::now(),
     };
     let mut backoff = Backoff::new(options.policy);
     let mut connections = 0u64;
@@ -105,7 +115,22 @@ pub async fn run(
         if run.done() {
             break;
         }
-        let response = match api.stream().await {
+        // A server that accepts the connection and never answers is a
+        // stalled stream too.
+        let opened = tokio::select! {
+            opened = tokio::time::timeout(options.stall_timeout, api.stream()) => opened,
+            _ = shutdown.changed() => {
+                run.summary.interrupted = true;
+                break;
+            }
+        };
+        let opened = opened.unwrap_or_else(|_| {
+            Err(Trouble::Retry(Failure::Network(format!(
+                "no answer to the connection within {} s",
+                options.stall_timeout.as_secs_f64()
+            ))))
+        });
+        let response = match opened {
             Ok(r) => r,
             Err(Trouble::Stop(e)) => {
                 run.checkpoint().await?;
@@ -137,6 +162,7 @@ pub async fn run(
             }
         }
     }
+    run.last_refresh = Instant::now() - REFRESH;
     run.checkpoint().await?;
     let mut summary = run.summary;
     summary.counts = run.sink.counts;
@@ -153,8 +179,24 @@ impl Run<'_> {
     }
 
     async fn checkpoint(&mut self) -> Result<()> {
-        let offsets = self.sink.flush().await?;
-        self.state.advance_offsets(offsets);
+        let flushed = self.sink.flush().await?;
+        advance_offsets(&mut self.state.offsets, flushed);
+        if self.last_refresh.elapsed() >= REFRESH {
+            // Everything before the topics' end now is this source's
+            // (delivered) or another producer's: a restart reads back
+            // only from here.
+            advance_offsets(&mut self.state.offsets, self.sink.end_offsets().await?);
+            self.last_refresh = Instant::now();
+            let c = &self.sink.counts;
+            tracing::info!(
+                tweets = c.tweets,
+                duplicates = c.duplicates,
+                dead_letters = c.dead_letters,
+                keep_alives = self.summary.keep_alives,
+                reconnects = self.summary.reconnects,
+                "stream progress"
+            );
+        }
         self.state.recent_ids = self.sink.recent_ids(IDS_KEPT);
         self.state.save(&self.options.state_dir)?;
         self.last_checkpoint = Instant::now();
@@ -169,7 +211,10 @@ impl Run<'_> {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<End> {
         let mut buffer: Vec<u8> = Vec::new();
+        // Bytes of `buffer` already searched for a line end.
+        let mut scanned = 0;
         let stall = self.options.stall_timeout;
+        let connected = Instant::now();
         loop {
             let chunk = tokio::select! {
                 c = tokio::time::timeout(stall, response.chunk()) => c,
@@ -193,16 +238,23 @@ impl Run<'_> {
                 }
                 Ok(Ok(Some(bytes))) => bytes,
             };
-            // Data arrived: the connection works, failures start over.
-            backoff.succeeded();
+            // A connection that stayed up as long as the stall timeout
+            // works: failures start over (see also tweets, below).
+            if connected.elapsed() >= stall {
+                backoff.succeeded();
+            }
             buffer.extend_from_slice(&bytes);
-            while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = buffer.drain(..=end).collect();
-                self.line(&line).await?;
+            while let Some(at) = buffer[scanned..].iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=scanned + at).collect();
+                scanned = 0;
+                if self.line(&line).await? {
+                    backoff.succeeded();
+                }
                 if self.done() {
                     return Ok(End::Stop);
                 }
             }
+            scanned = buffer.len();
             if buffer.len() > MAX_LINE_BYTES {
                 let reason = format!("a stream line longer than {MAX_LINE_BYTES} bytes");
                 self.sink
@@ -216,33 +268,29 @@ impl Run<'_> {
         }
     }
 
-    /// One line of the stream.
-    async fn line(&mut self, raw: &[u8]) -> Result<()> {
+    /// One line of the stream; `true` when it held a tweet.
+    async fn line(&mut self, raw: &[u8]) -> Result<bool> {
         let line = raw.trim_ascii();
         if line.is_empty() {
             self.summary.keep_alives += 1;
             counter!("x_keep_alives_total").increment(1);
-            return Ok(());
+            return Ok(false);
         }
         let value = match serde_json::from_slice::<Value>(line) {
             Ok(v) if v.is_object() => v,
             Ok(_) => {
-                return self
-                    .sink
-                    .dead_letter(
-                        STREAM_PATH,
-                        None,
-                        "a stream line that is not a JSON object",
-                        line,
-                    )
-                    .await
+                let reason = "a stream line that is not a JSON object";
+                self.sink
+                    .dead_letter(STREAM_PATH, None, reason, line)
+                    .await?;
+                return Ok(false);
             }
             Err(e) => {
                 let reason = format!("a stream line that is not JSON: {e}");
-                return self
-                    .sink
+                self.sink
                     .dead_letter(STREAM_PATH, None, &reason, line)
-                    .await;
+                    .await?;
+                return Ok(false);
             }
         };
         let errors = convert::errors(&value);
@@ -254,7 +302,7 @@ impl Run<'_> {
                 counter!("x_partial_errors_total").increment(1);
                 tracing::info!("the stream line names an object it does not include: {e}");
             }
-            return Ok(());
+            return Ok(true);
         }
         let reason = if errors.is_empty() {
             "a stream line with neither `data` nor `errors`".to_string()
@@ -266,6 +314,7 @@ impl Run<'_> {
         }
         self.sink
             .dead_letter(STREAM_PATH, None, &reason, line)
-            .await
+            .await?;
+        Ok(false)
     }
 }

@@ -40,8 +40,6 @@ enum Reply {
     },
     /// A stream: the pieces in order, then the connection is closed.
     Stream(Vec<Piece>),
-    /// No answer: the connection is held until the client goes away.
-    Hang,
 }
 
 enum Piece {
@@ -122,11 +120,6 @@ fn serve(mut conn: TcpStream, handler: &Handler, seen: &Mutex<Vec<Request>>) {
                     Piece::Pause(d) => std::thread::sleep(d),
                 }
             }
-        }
-        Reply::Hang => {
-            let _ = conn.set_read_timeout(Some(Duration::from_secs(120)));
-            let mut byte = [0u8; 1];
-            let _ = conn.read(&mut byte);
         }
     }
     let _ = conn.shutdown(std::net::Shutdown::Both);
@@ -498,8 +491,17 @@ async fn search_reads_the_chain_through_a_429_and_a_503_and_a_second_run_publish
     assert_eq!(read_topic(&topics.tweets).len(), 500);
 }
 
+/// The state file of the one search in `dir`.
+fn state_file(dir: &Path) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+}
+
 #[tokio::test]
-async fn search_killed_mid_pass_continues_below_its_oldest_published_tweet() {
+async fn search_stopped_mid_pass_reads_back_what_it_sent_and_continues_below_its_oldest_tweet() {
     let pages = chain();
     let tokens: Vec<String> = pages
         .iter()
@@ -510,67 +512,70 @@ async fn search_killed_mid_pass_continues_below_its_oldest_published_tweet() {
         .expect("oldest")
         .to_string();
     let bodies: Vec<Vec<u8>> = pages.iter().map(|p| p.to_string().into_bytes()).collect();
+    let state = scratch_dir("x-state");
     let expected_until = oldest_of_page_2.clone();
+    let (state_dir, first_run) = (state.clone(), Arc::new(AtomicBool::new(true)));
+    let expired = Arc::new(AtomicBool::new(false));
+    let (first, gone) = (first_run.clone(), expired.clone());
     let api = StandIn::start(move |r| {
+        if gone.load(Ordering::SeqCst) {
+            // A week later: the since_id is out of recent search's window,
+            // and nothing newer was tweeted.
+            return match r.query.get("since_id") {
+                Some(id) => json_reply(
+                    400,
+                    format!(r#"{{"errors":[{{"parameters":{{"since_id":["{id}"]}},"message":"Invalid 'since_id':'{id}'. 'since_id' must be a tweet id created after 2026-11-16T00:00Z."}}],"title":"Invalid Request","detail":"One or more parameters to your request was invalid.","type":"https://api.twitter.com/2/problems/invalid-request"}}"#).as_bytes(),
+                ),
+                None => json_reply(200, EMPTY),
+            };
+        }
         if r.query.contains_key("since_id") {
             return json_reply(200, EMPTY);
         }
         let page = match (r.query.get("next_token"), r.query.get("until_id")) {
             (None, None) => 0,
-            // The restart: below the oldest tweet published, the pass goes on.
+            // The restart: below the oldest tweet saved, the pass goes on.
             (None, Some(until)) if *until == expected_until => 2,
             (None, Some(_)) => return json_reply(400, br#"{"title":"unexpected until_id"}"#),
-            (Some(t), _) => match tokens.iter().position(|x| x == t) {
-                // The first run stops here: it is killed while waiting.
-                Some(1) if !r.query.contains_key("until_id") => return Reply::Hang,
-                Some(i) => i + 1,
-                None => 99,
-            },
+            (Some(t), _) => tokens.iter().position(|x| x == t).map_or(99, |i| i + 1),
         };
+        if page == 2 && first.load(Ordering::SeqCst) {
+            // The first run's checkpoint after page 3 fails (its temporary
+            // file cannot be created): page 3 is published, not saved.
+            if let Some(file) = state_file(&state_dir) {
+                let _ = std::fs::create_dir(file.with_extension("json.tmp"));
+            }
+        }
         match bodies.get(page) {
             Some(body) => json_reply(200, body),
             None => json_reply(200, EMPTY),
         }
     });
     let topics = TestTopics::new();
-    let state = scratch_dir("x-state");
     let mut args = vec!["search", "--query", "blacklivesmatter", "--once"];
     let sink = sink_args(&topics);
     args.extend(sink.iter().map(String::as_str));
 
-    let mut first = x_command(&api.url, &state, &args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !api.requests().iter().any(|r| {
-        r.query.get("next_token")
-            == Some(
-                &pages[1]["meta"]["next_token"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string(),
-            )
-    }) {
-        assert!(
-            Instant::now() < deadline,
-            "the first run never asked for page 3"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    first.kill().expect("kill -9");
-    let _ = first.wait();
+    let out = x(&api.url, &state, &args);
+    assert!(!out.status.success(), "the checkpoint could not be written");
+    let (_, stderr) = outputs(&out);
+    assert!(stderr.contains("state file"), "{stderr}");
     assert_eq!(
         read_topic(&topics.tweets).len(),
-        200,
-        "two pages published before the kill"
+        300,
+        "page 3 published, not saved"
     );
 
+    first_run.store(false, Ordering::SeqCst);
+    let file = state_file(&state).expect("state file");
+    std::fs::remove_dir(file.with_extension("json.tmp")).expect("unblock");
     let before = api.requests().len();
     let stdout = succeeded(&x(&api.url, &state, &args));
-    assert!(stdout.contains("resumed and finished"), "{stdout}");
+    assert!(
+        stdout.contains("resumed and finished")
+            && stdout.contains("100 already published before a restart"),
+        "{stdout}"
+    );
     let restart = &api.requests()[before];
     assert_eq!(restart.query.get("until_id"), Some(&oldest_of_page_2));
     assert_eq!(
@@ -590,6 +595,22 @@ async fn search_killed_mid_pass_continues_below_its_oldest_published_tweet() {
             .map(String::as_str),
         pages[0]["meta"]["newest_id"].as_str()
     );
+
+    // A week later that since_id is refused as too old: the source asks
+    // without it (nothing older than a week can be fetched) and goes on.
+    expired.store(true, Ordering::SeqCst);
+    let before = api.requests().len();
+    let stdout = succeeded(&x(&api.url, &state, &args));
+    assert!(stdout.contains(" 0 tweets"), "{stdout}");
+    let asked: Vec<Option<String>> = api.requests()[before..]
+        .iter()
+        .map(|r| r.query.get("since_id").cloned())
+        .collect();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(asked[0].is_some() && asked[1].is_none(), "{asked:?}");
+    let saved: Value = serde_json::from_slice(&std::fs::read(&file).expect("state")).expect("JSON");
+    assert!(saved.get("since_id").is_none(), "{saved}");
+    assert_eq!(read_topic(&topics.tweets).len(), 500);
 }
 
 #[tokio::test]
@@ -643,9 +664,6 @@ async fn refused_requests_give_clear_errors_that_never_show_the_token() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no bearer token"));
     assert_eq!(api.requests().len(), before);
-    // --help does not show it either.
-    let help = x(&api.url, &state, &["search", "--help"]);
-    assert!(!String::from_utf8_lossy(&help.stdout).contains(TOKEN));
 }
 
 fn crlf(line: &[u8]) -> Vec<u8> {
@@ -692,8 +710,8 @@ async fn the_stream_survives_keep_alives_cuts_stalls_broken_lines_and_disconnect
                 bytes(6),
                 Piece::Bytes(crlf(&disconnect)),
             ],
-            // Tweets 8–9, then silence longer than the stall timeout.
-            3 => vec![bytes(7), bytes(8), Piece::Pause(Duration::from_secs(6))],
+            // Tweets 8–9, then silence, the connection held open.
+            3 => vec![bytes(7), bytes(8), Piece::Pause(Duration::from_secs(60))],
             // The rest, then keep-alives until the client has enough.
             _ => {
                 let mut p = vec![bytes(9), bytes(10)];
@@ -743,6 +761,10 @@ async fn the_stream_survives_keep_alives_cuts_stalls_broken_lines_and_disconnect
     );
     let requests = api.requests();
     assert_eq!(requests.len(), 4);
+    // The silent connection was given up after the stall timeout (2 s), not
+    // when the server closed it (60 s).
+    let given_up = requests[3].at - requests[2].at;
+    assert!(given_up < Duration::from_secs(10), "{given_up:?}");
     assert!(requests[0].query["expansions"].contains("referenced_tweets.id"));
 
     // A restart is sent tweets 10 and 11 again (the stand-in's fifth

@@ -77,11 +77,15 @@ impl std::fmt::Display for ReplaySummary {
     }
 }
 
-/// Identity of a published message, to recognise what a stopped run sent.
+/// Identity of a published message, to recognise what a stopped run sent
+/// (the replay's, and the X source's).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Published {
+pub enum Published {
+    /// A tweet, by id.
     Tweet(String),
+    /// A hashtag message: tweet id, hashtag.
     Hashtag(String, String),
+    /// A dead letter, by key.
     DeadLetter(String),
 }
 
@@ -185,8 +189,8 @@ pub async fn run(
     Ok(summary)
 }
 
-/// Reads what was published after the checkpoint's offsets.
-async fn read_back(
+/// Reads what was published to the topics after the checkpoint's offsets.
+pub async fn read_back(
     kafka: &kafka::KafkaOptions,
     topics: &Topics,
     offsets: &Offsets,
@@ -296,10 +300,7 @@ impl Run<'_> {
             e @ tweetlambda_kafka::Error::Delivery { .. } => Error::Delivery(e),
             e => Error::Broker(e),
         })?;
-        for (k, v) in offsets {
-            let slot = cp.offsets.entry(k).or_insert(v);
-            *slot = (*slot).max(v);
-        }
+        kafka::advance_offsets(&mut cp.offsets, offsets);
         cp.save(self.pool).await?;
         self.last_checkpoint = Instant::now();
         Ok(())
