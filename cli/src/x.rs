@@ -195,12 +195,7 @@ async fn search(a: SearchArgs, kafka_from_file: &[(String, String)]) -> anyhow::
     let summary = tweetlambda_x::search::run(&api, &options, shutdown_signal())
         .await
         .context("x search failed")?;
-    println!("x search: {summary}");
-    Ok(if summary.interrupted {
-        ExitCode::from(130)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(finished("x search", &summary))
 }
 
 async fn stream(a: StreamArgs, kafka_from_file: &[(String, String)]) -> anyhow::Result<ExitCode> {
@@ -219,12 +214,17 @@ async fn stream(a: StreamArgs, kafka_from_file: &[(String, String)]) -> anyhow::
     let summary = tweetlambda_x::stream::run(&api, &options, shutdown_signal())
         .await
         .context("x stream failed")?;
-    println!("x stream: {summary}");
-    Ok(if summary.interrupted {
+    Ok(finished("x stream", &summary))
+}
+
+/// Prints the summary; 130 when stopped by a signal, as the replay does.
+fn finished(command: &str, summary: &tweetlambda_x::Summary) -> ExitCode {
+    println!("{command}: {summary}");
+    if summary.interrupted {
         ExitCode::from(130)
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
 async fn rules(a: RulesArgs) -> anyhow::Result<ExitCode> {

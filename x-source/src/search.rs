@@ -22,7 +22,7 @@ use crate::convert::{self, id_order, newer_id};
 use crate::error::{Error, Result};
 use crate::retry::{Backoff, Failure, Policy, RateLimit};
 use crate::sink::{Sink, SinkOptions};
-use crate::state::{Pass, State, StateLock};
+use crate::state::Pass;
 use crate::{pause, unix_now, wait_after, Summary};
 use tweetlambda_kafka::advance_offsets;
 
@@ -99,25 +99,12 @@ pub async fn run(
         "search {:?} into {}",
         options.query, options.sink.topics.tweets
     );
-    let _lock = StateLock::take(&options.state_dir, &source)?;
-    let mut state = State::load(&options.state_dir, &source)?;
-    let mut sink = Sink::open(&options.sink).await?;
+    let (_lock, mut state, mut sink) =
+        Sink::start(&options.sink, &options.state_dir, &source).await?;
     let mut summary = Summary {
         resumed: state.since_id.is_some() || state.pass.is_some(),
         ..Summary::default()
     };
-    if state.offsets.is_empty() {
-        state.offsets = sink.end_offsets().await?;
-        state.save(&options.state_dir)?;
-    } else {
-        let n = sink.remember_published(&state.offsets).await?;
-        tracing::info!(
-            since_id = state.since_id.as_deref(),
-            pass = ?state.pass,
-            read_back = n,
-            "resuming from the checkpoint"
-        );
-    }
     let mut backoff = Backoff::new(options.policy);
     let mut rate = RateLimit::default();
     'passes: loop {

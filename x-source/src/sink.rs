@@ -19,6 +19,7 @@ use tweetlambda_replayer::replay::{read_back, Published};
 
 use crate::convert;
 use crate::error::{Error, Result};
+use crate::state::{State, StateLock};
 
 /// Where to write.
 #[derive(Debug, Clone)]
@@ -135,6 +136,34 @@ impl Sink {
             to_store: Vec::new(),
             counts: Counts::default(),
         })
+    }
+
+    /// Takes the lock of a source's state, reads the state and opens the
+    /// sink: a fresh state starts at the end of the topics; a saved one
+    /// has what was published after its checkpoint read back, and its
+    /// recent tweet ids skipped.
+    pub async fn start(
+        options: &SinkOptions,
+        state_dir: &std::path::Path,
+        source: &str,
+    ) -> Result<(StateLock, State, Sink)> {
+        let lock = StateLock::take(state_dir, source)?;
+        let mut state = State::load(state_dir, source)?;
+        let mut sink = Sink::open(options).await?;
+        if state.offsets.is_empty() {
+            state.offsets = sink.end_offsets().await?;
+            state.save(state_dir)?;
+        } else {
+            sink.skip_ids(&state.recent_ids);
+            let n = sink.remember_published(&state.offsets).await?;
+            tracing::info!(
+                since_id = state.since_id.as_deref(),
+                pass = ?state.pass,
+                read_back = n,
+                "resuming from the checkpoint"
+            );
+        }
+        Ok((lock, state, sink))
     }
 
     /// The current end of the topics written: where a checkpoint taken

@@ -25,7 +25,7 @@ use crate::convert;
 use crate::error::Result;
 use crate::retry::{Backoff, Failure, Policy};
 use crate::sink::{Sink, SinkOptions};
-use crate::state::{State, StateLock};
+use crate::state::State;
 use crate::wait_after;
 use crate::Summary;
 use tweetlambda_kafka::advance_offsets;
@@ -86,18 +86,8 @@ pub async fn run(
 ) -> Result<Summary> {
     let started = Instant::now();
     let source = format!("stream into {}", options.sink.topics.tweets);
-    let _lock = StateLock::take(&options.state_dir, &source)?;
-    let mut state = State::load(&options.state_dir, &source)?;
-    let mut sink = Sink::open(&options.sink).await?;
-    let resumed = !state.offsets.is_empty();
-    if resumed {
-        sink.skip_ids(&state.recent_ids);
-        let n = sink.remember_published(&state.offsets).await?;
-        tracing::info!(read_back = n, "resuming from the checkpoint");
-    } else {
-        state.offsets = sink.end_offsets().await?;
-        state.save(&options.state_dir)?;
-    }
+    let (_lock, state, sink) = Sink::start(&options.sink, &options.state_dir, &source).await?;
+    let resumed = state.since_id.is_some() || !state.recent_ids.is_empty();
     let mut run = Run {
         options,
         sink,
