@@ -100,12 +100,13 @@ impl Tweets {
         let none = col("retweet_count")
             .is_null()
             .and(col("favorite_count").is_null());
+        let cap = tweetlambda_core::tweet::MAX_REPORTED_COUNT;
         let counts = col("retweet_count")
             .fill_null(lit(0i64))
-            .clip_min(lit(0i64))
+            .clip(lit(0i64), lit(cap))
             + col("favorite_count")
                 .fill_null(lit(0i64))
-                .clip_min(lit(0i64));
+                .clip(lit(0i64), lit(cap));
         // `engagement_score` of tweetlambda-core, as an expression.
         let score = when(none)
             .then(col("hashtags").list().len().cast(DataType::Int64))
@@ -571,8 +572,129 @@ mod tests {
         assert_eq!(read.count_from(b0 + MIN).expect("count"), 2);
     }
 
+    /// Counts a source can report that sum past `i64::MAX`, negative ones,
+    /// one of the two missing, and retweets of the largest: both layers
+    /// score them the same, and nothing overflows.
+    #[test]
+    fn edge_case_counts_score_the_same_in_both_layers() {
+        let t = |s: i64| T0 + s * 1000;
+        let huge = Some((i64::MAX, i64::MAX));
+        let tweets = [
+            tweet(1, t(0), &["a"], huge, None),
+            tweet(2, t(1), &["a"], Some((i64::MAX, -7)), None),
+            tweet(3, t(2), &[], Some((-3, -4)), None),
+            tweet(4, t(3), &["b"], Some((i64::MAX - 1, 1)), None),
+            tweet(5, t(4), &[], None, Some(1)),
+            tweet(6, t(61), &[], None, Some(1)),
+            tweet(7, t(62), &[], None, Some(1)),
+        ];
+        let files = write_files("edge", &tweets, 1);
+        let views = Tweets::read(&files, MIN)
+            .expect("read")
+            .views(i64::MAX)
+            .expect("views");
+        let (scores, _) = score_rows(view(&views, "tweet_scores"));
+        let (_, speed_scores) = speed_layer(&tweets, MIN);
+        assert_eq!(scores, speed_scores);
+        let b0 = bucket_start_of(t(0));
+        let cap = tweetlambda_core::tweet::MAX_REPORTED_COUNT;
+        assert_eq!(
+            scores[&(b0, 1)],
+            2 * cap + 1,
+            "capped counts, plus one retweet"
+        );
+        assert_eq!(scores[&(b0 + MIN, 1)], 2);
+        assert_eq!(scores[&(b0, 2)], cap);
+        assert_eq!(scores[&(b0, 3)], 0);
+        assert!(scores.values().all(|s| *s >= 0));
+    }
+
+    /// Raw messages with the edge cases of the admission rule (ids as
+    /// numbers, with spaces or leading zeros; no `hashtags` field; hashtags
+    /// that normalise to one; counts at `i64::MAX`), through core's one
+    /// rule: the same are refused, and the batch views of the archived rows
+    /// equal the speed layer's aggregates of the admitted tweets.
+    #[test]
+    fn raw_edge_cases_are_admitted_and_scored_the_same_by_both_layers() {
+        use tweetlambda_core::admit::admit_tweet;
+        let max = i64::MAX;
+        // Ids that are not canonical decimal text are refused (both layers
+        // dead-letter them), not read as another tweet's id.
+        for refused in [
+            r#"{"id":" 0012 ","created_at":"2021-08-29T23:51:27Z","text":"a"}"#,
+            r#"{"id":"0012","created_at":"2021-08-29T23:51:27Z","text":"a"}"#,
+            r#"{"id":"14","created_at":"2021-08-29T23:52:01Z","text":"RT","retweet_of":" 12"}"#,
+        ] {
+            let e = admit_tweet(Some(refused.as_bytes())).err();
+            assert!(
+                e.is_some_and(|e| e.to_string().contains("not a tweet id")),
+                "{refused}"
+            );
+        }
+        let payloads = [
+            format!(r##"{{"id":"12","created_at":"2021-08-29T23:51:27Z","text":"a","hashtags":["#X","x","X"],"retweet_count":{max},"favorite_count":{max}}}"##),
+            r#"{"id":"13","created_at":"2021-08-29T23:51:30Z","text":"b"}"#.to_string(),
+            r#"{"id":"14","created_at":"2021-08-29T23:52:01Z","text":"RT @a: a","retweet_of":"12","hashtags":["x"]}"#.to_string(),
+            format!(r#"{{"id":"15","created_at":"2021-08-29T23:52:02Z","text":"c","hashtags":["y"],"favorite_count":{max}}}"#),
+        ];
+        let admitted: Vec<_> = payloads
+            .iter()
+            .map(|p| admit_tweet(Some(p.as_bytes())).unwrap_or_else(|e| panic!("{p}: {e}")))
+            .collect();
+        // The archive stores the normalised tweet.
+        let rows: Vec<TweetEvent> = admitted.iter().map(|t| t.to_event()).collect();
+        let views = Tweets::read(&write_files("raw-edge", &rows, 1), MIN)
+            .expect("read")
+            .views(i64::MAX)
+            .expect("views");
+        // The speed layer applies the admitted tweet itself.
+        let mut agg = Aggregator::new(MIN);
+        for t in &admitted {
+            let ms = t.created_at.timestamp_millis();
+            agg.apply_tweet(t.id, ms, t.score, &t.message.text);
+            for h in &t.hashtags {
+                agg.apply_hashtag(t.id, ms, h);
+            }
+            if let Some(original) = t.retweet_of {
+                agg.apply_retweet(original, t.id, ms, retweeted_text(&t.message.text));
+            }
+        }
+        let mut speed_tags = BTreeMap::new();
+        let mut speed_scores = BTreeMap::new();
+        for start in agg.bucket_starts().collect::<Vec<_>>() {
+            if let Some(a) = agg.bucket_aggregate(start) {
+                speed_tags.extend(a.hashtags.iter().map(|(h, c)| ((start, h.clone()), *c)));
+                speed_scores.extend(a.tweets.iter().map(|(id, s)| ((start, *id), s.score)));
+            }
+        }
+        let tags = hashtag_rows(view(&views, "hashtag_counts"));
+        let (scores, _) = score_rows(view(&views, "tweet_scores"));
+        assert_eq!(tags, speed_tags);
+        assert_eq!(scores, speed_scores);
+        let b0 = bucket_start_of(T0);
+        let cap = tweetlambda_core::tweet::MAX_REPORTED_COUNT;
+        assert_eq!(scores[&(b0, 12)], 2 * cap, "counts at i64::MAX, capped");
+        assert_eq!(scores[&(b0 + MIN, 12)], 1, "its retweet");
+        assert_eq!(scores[&(b0 + MIN, 15)], cap);
+        assert_eq!(scores[&(b0, 13)], 0, "no counts, no hashtags field");
+        assert_eq!(
+            tags[&(b0, "x".to_string())],
+            1,
+            "#X, x and X are one hashtag"
+        );
+    }
+
     fn bucket_start_of(t: i64) -> i64 {
         tweetlambda_core::bucket_start_ms(t, MIN)
+    }
+
+    /// Small counts mostly, and the edges: negative, and near `i64::MAX`.
+    fn reported_count() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            4 => 0i64..5,
+            1 => -3i64..0,
+            1 => (i64::MAX - 3)..=i64::MAX,
+        ]
     }
 
     fn arbitrary_tweets() -> impl Strategy<Value = Vec<TweetEvent>> {
@@ -580,7 +702,7 @@ mod tests {
             1u64..40,
             0i64..(6 * 3600),
             proptest::sample::subsequence(vec!["a", "b", "c", "d"], 0..3),
-            proptest::option::of((0i64..5, 0i64..5)),
+            proptest::option::of((reported_count(), reported_count())),
             proptest::option::of(1u64..40),
         );
         proptest::collection::vec(one, 1..60).prop_map(|items| {

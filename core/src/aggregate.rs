@@ -39,7 +39,7 @@ impl BucketAggregate {
     pub fn merge(&mut self, other: &BucketAggregate) {
         for (tag, count) in &other.hashtags {
             match self.hashtags.get_mut(tag) {
-                Some(c) => *c += count,
+                Some(c) => *c = c.saturating_add(*count),
                 None => {
                     self.hashtags.insert(tag.clone(), *count);
                 }
@@ -54,7 +54,9 @@ impl BucketAggregate {
 fn add_score(tweets: &mut HashMap<u64, TweetScore>, id: u64, score: i64, text: &str) {
     match tweets.get_mut(&id) {
         Some(s) => {
-            s.score += score;
+            // Scores of admitted tweets cannot overflow (see
+            // `MAX_REPORTED_COUNT`); a merged view message might.
+            s.score = s.score.saturating_add(score);
             if s.text.is_empty() && !text.is_empty() {
                 s.text = text.to_string();
             }

@@ -114,11 +114,17 @@ impl TweetEvent {
     }
 }
 
+/// The largest retweet or like count a score takes from a source: larger
+/// reported counts (up to `i64::MAX` in broken input) count as this. Far above
+/// any real tweet's, and small enough that no sum of scores a layer computes
+/// (a tweet's counts plus one per retweet, over any range) can overflow.
+pub const MAX_REPORTED_COUNT: i64 = 1_000_000_000_000;
+
 /// The engagement score of a tweet, before retweets seen in the stream are
 /// added:
 ///
-/// - where the source reports retweets or likes: `retweet_count + favorite_count`
-///   (a missing one counts 0);
+/// - where the source reports retweets or likes: `retweet_count + favorite_count`,
+///   each taken between 0 and [`MAX_REPORTED_COUNT`] (a missing one counts 0);
 /// - where it reports neither (the seed dump): the number of distinct
 ///   hashtags, which is how the seed project ranked its top tweets.
 ///
@@ -131,7 +137,10 @@ pub fn engagement_score(
 ) -> i64 {
     match (retweet_count, favorite_count) {
         (None, None) => i64::try_from(distinct_hashtags).unwrap_or(i64::MAX),
-        (r, f) => r.unwrap_or(0).max(0).saturating_add(f.unwrap_or(0).max(0)),
+        (r, f) => {
+            let count = |c: Option<i64>| c.unwrap_or(0).clamp(0, MAX_REPORTED_COUNT);
+            count(r) + count(f)
+        }
     }
 }
 
@@ -198,6 +207,10 @@ mod tests {
         assert_eq!(engagement_score(Some(5), None, 3), 5);
         assert_eq!(engagement_score(Some(5), Some(7), 3), 12);
         assert_eq!(engagement_score(Some(-1), Some(0), 3), 0);
+        assert_eq!(
+            engagement_score(Some(i64::MAX), Some(i64::MAX), 3),
+            2 * MAX_REPORTED_COUNT
+        );
         assert_eq!(sample().base_score(), 2);
     }
 }

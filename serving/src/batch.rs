@@ -201,7 +201,7 @@ impl BatchView {
         visit(&self.hashtag_levels, self.boundary_ms, from, to, |rows| {
             for (id, c) in rows {
                 if let Some(s) = sums.get_mut(*id as usize) {
-                    *s += c;
+                    *s = s.saturating_add(*c);
                 }
             }
         });
@@ -331,7 +331,8 @@ pub(crate) mod tests {
                     view.tags.push(tag.to_string());
                     next
                 });
-                *sums.entry((t - t.rem_euclid(size), id)).or_default() += c;
+                let sum = sums.entry((t - t.rem_euclid(size), id)).or_default();
+                *sum = sum.saturating_add(*c);
             }
             let mut level = Level {
                 size_ms: size,

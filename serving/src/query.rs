@@ -241,8 +241,8 @@ pub fn top_hashtags(
         for (_, tags) in realtime.hashtags.range(from..to) {
             for (tag, c) in tags {
                 match batch.and_then(|b| b.tag_index(tag)) {
-                    Some(i) if i < dense.len() => dense[i] += c,
-                    _ => *extra.entry(tag.as_str()).or_default() += c,
+                    Some(i) if i < dense.len() => add(&mut dense[i], *c),
+                    _ => add(extra.entry(tag.as_str()).or_default(), *c),
                 }
             }
         }
@@ -259,6 +259,13 @@ pub fn top_hashtags(
         .collect();
     let bucket_ms = bucket_ms(batch, realtime);
     answer(batch, range, bucket_ms, plan, items)
+}
+
+/// Adds to a sum, saturating: the views' values are bounded (see
+/// `tweetlambda_core::tweet::MAX_REPORTED_COUNT`), a broken view message
+/// is not.
+fn add(sum: &mut i64, value: i64) {
+    *sum = sum.saturating_add(value);
 }
 
 /// Batch parts longer than this sum tweet scores into an array.
@@ -278,12 +285,12 @@ pub fn top_tweets(
     let mut dense: Vec<i64> = Vec::new();
     if let (Some(b), Some((from, to))) = (batch, plan.batch) {
         if to - from <= DENSE_FROM_MS {
-            b.sum_tweets(from, to, |i, s| *sparse.entry(i).or_default() += s);
+            b.sum_tweets(from, to, |i, s| add(sparse.entry(i).or_default(), s));
         } else {
             dense = vec![0; b.tweet_count()];
             b.sum_tweets(from, to, |i, s| {
                 if let Some(sum) = dense.get_mut(i) {
-                    *sum += s;
+                    add(sum, s);
                 }
             });
         }
@@ -293,9 +300,9 @@ pub fn top_tweets(
         for (_, tweets) in realtime.tweets.range(from..to) {
             for (id, s) in tweets {
                 match batch.and_then(|b| b.tweet_index(*id)) {
-                    Some(i) if i < dense.len() => dense[i] += s,
-                    Some(i) => *sparse.entry(i).or_default() += s,
-                    None => *extra.entry(*id).or_default() += s,
+                    Some(i) if i < dense.len() => add(&mut dense[i], *s),
+                    Some(i) => add(sparse.entry(i).or_default(), *s),
+                    None => add(extra.entry(*id).or_default(), *s),
                 }
             }
         }
@@ -356,19 +363,19 @@ pub fn series(
             to_ms: (start + step).min(range.to_ms),
         };
         let p = plan(batch, realtime, point);
-        let mut add = |tag: &str, c: i64| {
+        let mut add_tag = |tag: &str, c: i64| {
             if let Some(i) = index.get(tag) {
-                series[*i].counts[k] += c;
+                add(&mut series[*i].counts[k], c);
             }
-            series[all].counts[k] += c;
+            add(&mut series[all].counts[k], c);
         };
         if let (Some(b), Some((from, to))) = (batch, p.batch) {
-            b.sum_hashtags(from, to, &mut add);
+            b.sum_hashtags(from, to, &mut add_tag);
         }
         if let Some((from, to)) = p.realtime {
             for (_, m) in realtime.hashtags.range(from..to) {
                 for (tag, c) in m {
-                    add(tag, *c);
+                    add_tag(tag, *c);
                 }
             }
         }
