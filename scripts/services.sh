@@ -56,6 +56,7 @@ ES_DATA="$STATE/elasticsearch"
 NOIDA_BIN="${TL_NOIDA_BIN:-$TL_HOME/noida/bin/noida-db}"
 
 log() { echo "[services:$profile] $*" >&2; }
+elapsed_since() { local s=$((SECONDS - $1)); printf '%dm%02ds' $((s / 60)) $((s % 60)); }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -85,11 +86,13 @@ install_mariadb() {
 install_tansu() {
   if [[ -x "$TANSU_BIN" ]]; then return; fi
   log "building Tansu $TANSU_VERSION once (about 15 minutes on 2 cores); cached at $TANSU_BIN"
+  local started=$SECONDS
   mkdir -p "$TL_HOME/tansu"
   CARGO_TARGET_DIR="$TL_HOME/tansu-build" cargo install tansu --version "$TANSU_VERSION" \
     --locked --features dynostore,libsql --root "$TL_HOME/tansu" >"$TL_HOME/tansu-build.log" 2>&1 || {
     log "Tansu build failed; see $TL_HOME/tansu-build.log"; exit 1; }
   rm -rf "$TL_HOME/tansu-build"
+  log "Tansu built in $(elapsed_since "$started")"
 }
 
 mysql_admin() { mariadb --no-defaults --socket="$SOCKET" -uroot "$@"; }
@@ -157,12 +160,14 @@ install_noida() {
   # Its PyPI wheel needs glibc 2.39, newer than Debian 12's: built from
   # crates.io instead, with only the Elasticsearch API.
   log "building noida-db $NOIDA_VERSION once (about 3 minutes on 2 cores); cached at $NOIDA_BIN"
+  local started=$SECONDS
   mkdir -p "$TL_HOME/noida"
   CARGO_TARGET_DIR="$TL_HOME/noida-build" cargo install noida-db --version "$NOIDA_VERSION" \
     --locked --no-default-features --features elasticsearch --root "$TL_HOME/noida" \
     >"$TL_HOME/noida-build.log" 2>&1 || {
     log "noida-db build failed; see $TL_HOME/noida-build.log"; exit 1; }
   rm -rf "$TL_HOME/noida-build"
+  log "noida-db built in $(elapsed_since "$started")"
 }
 
 es_healthy() { curl -sf --max-time 2 "http://127.0.0.1:$ES_PORT/" >/dev/null 2>&1; }
