@@ -408,6 +408,9 @@ async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
         }
         _ => None,
     };
+    // Late events the speed layer could not count, in buckets from B on
+    // (before B the batch counts them).
+    let (late_events, late_buckets) = rt.late_in(boundary.unwrap_or(i64::MIN), i64::MAX);
     let body = json!({
         "batch": batch.as_ref().map(|b| json!({
             "version": b.version,
@@ -425,6 +428,8 @@ async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
             "buckets": rt.buckets(),
             "first_bucket": time(first),
             "newest_event": time(rt.newest_bucket_end_ms()),
+            "late_events_waiting_for_batch": late_events,
+            "late_buckets": late_buckets,
         },
         "holes": hole.into_iter().collect::<Vec<_>>(),
     });

@@ -169,6 +169,15 @@ fn plan(batch: Option<&BatchView>, realtime: &RealtimeView, range: Range) -> Pla
             }
             _ => {}
         }
+        // Buckets that lost late events the speed layer could no longer
+        // count: short until the batch covers them.
+        let (late, late_buckets) = realtime.late_in(from, to);
+        if late > 0 {
+            partial = true;
+            warnings.push(format!(
+                "late events: {late} events in {late_buckets} buckets of the realtime part arrived after the speed layer had dropped their buckets; they count once a batch run covers them"
+            ));
+        }
         if let (Some(b), Some(newest)) = (batch, realtime.newest_bucket_end_ms()) {
             if b.newest_event_ms >= newest && to > newest {
                 partial = true;
@@ -623,6 +632,44 @@ mod tests {
         assert_eq!(counts(&a), vec![("a".into(), 2)]);
         assert!(a.warnings.iter().any(|w| w.contains("no batch version")));
         assert_eq!(a.boundary, None);
+    }
+
+    /// Late events the speed layer could not count flag the answers whose
+    /// realtime part covers their buckets, and only those.
+    #[test]
+    fn answers_over_buckets_with_late_events_are_partial() {
+        let batch = view_of(&[(0, "a", 1)], HOUR, MIN);
+        let mut rt = realtime(&[(HOUR, "a", 2), (HOUR + 5 * MIN, "a", 1)]);
+        rt.caught_up = true;
+        let whole = Range {
+            from_ms: 0,
+            to_ms: 2 * HOUR,
+        };
+        assert!(!top_hashtags(Some(&batch), &rt, whole, 10).partial);
+        rt.apply_record(
+            b"late/3900000/events",
+            Some(br#"{"kind":"late","events":3}"#),
+        )
+        .expect("late record");
+        let a = top_tweets(Some(&batch), &rt, whole, 10);
+        assert!(a.partial);
+        assert!(
+            a.warnings
+                .iter()
+                .any(|w| w.starts_with("late events: 3 events in 1 buckets")),
+            "{:?}",
+            a.warnings
+        );
+        assert!(top_hashtags(Some(&batch), &rt, whole, 10).partial);
+        // A range whose realtime part does not hold that bucket is exact.
+        let before = Range {
+            from_ms: 0,
+            to_ms: HOUR + 5 * MIN,
+        };
+        assert!(!top_hashtags(Some(&batch), &rt, before, 10).partial);
+        // Before B the batch counts them: no flag either.
+        let past = view_of(&[(0, "a", 1)], 2 * HOUR, MIN);
+        assert!(!top_hashtags(Some(&past), &rt, whole, 10).partial);
     }
 
     #[test]

@@ -20,6 +20,10 @@ pub struct RealtimeView {
     pub hashtags: BTreeMap<i64, HashMap<String, i64>>,
     /// Bucket start → tweet id → score.
     pub tweets: BTreeMap<i64, HashMap<u64, i64>>,
+    /// Bucket start → events the speed layer could no longer count in that
+    /// bucket (they came after it dropped the bucket): its records there
+    /// are short by them until the batch covers the bucket.
+    pub late: BTreeMap<i64, i64>,
     texts: HashMap<u64, String>,
     /// Bucket size, for the end of the newest bucket.
     pub bucket_ms: i64,
@@ -79,6 +83,9 @@ impl RealtimeView {
             ) => {
                 self.apply_tweet(bucket_ms, tweet_id, score, &text);
             }
+            (ViewKey::Late { bucket_ms }, ViewValue::Late { events, .. }) => {
+                self.late.insert(bucket_ms, events);
+            }
             // ViewRecord::parse refuses a value whose kind differs from the key's.
             _ => return Err("the value's kind does not match the key".into()),
         }
@@ -110,6 +117,15 @@ impl RealtimeView {
     /// A tweet's text, if the view has it.
     pub fn text(&self, id: u64) -> Option<&str> {
         self.texts.get(&id).map(String::as_str)
+    }
+
+    /// Late events the view misses in `[from, to)`, and in how many buckets.
+    pub fn late_in(&self, from: i64, to: i64) -> (i64, usize) {
+        self.late
+            .range(from..to)
+            .fold((0, 0), |(events, buckets), (_, n)| {
+                (events.saturating_add(*n), buckets + 1)
+            })
     }
 
     /// Buckets held.

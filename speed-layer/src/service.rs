@@ -113,8 +113,11 @@ pub struct SpeedSummary {
     pub applied: u64,
     /// Events seen before and not counted again.
     pub duplicates: u64,
-    /// Events older than the watermark.
+    /// Events older than the watermark (applied to their bucket while it
+    /// is held, see `too_late`).
     pub late: u64,
+    /// Late events whose bucket was already dropped: left to the batch.
+    pub too_late: u64,
     /// Messages sent to the dead-letter topic.
     pub dead_letters: u64,
     /// Window instances finalised.
@@ -345,6 +348,7 @@ struct Counters {
     events_in: [Counter; 3],
     duplicates: [Counter; 3],
     late: [Counter; 3],
+    too_late: [Counter; 3],
     dead_letters: [Counter; 3],
 }
 
@@ -356,6 +360,7 @@ impl Counters {
             events_in: per_topic("speed_events_in_total"),
             duplicates: per_topic("speed_duplicates_total"),
             late: per_topic("speed_late_events_total"),
+            too_late: per_topic("speed_too_late_events_total"),
             dead_letters: per_topic("speed_dead_letters_total"),
         }
     }
@@ -468,10 +473,23 @@ fn handle(
             summary.late += 1;
             counters.late[index].increment(1);
             if summary.late <= 10 || summary.late.is_multiple_of(1000) {
-                tracing::warn!(
+                tracing::info!(
                     topic, partition = m.partition(), offset = m.offset(), late_events = summary.late,
                     watermark = ?engine.watermark(),
-                    "late event: older than the watermark, not counted here (the next batch run counts it)"
+                    "late event: older than the watermark; applied to its bucket of the realtime view, finals already published unchanged"
+                );
+            }
+        }
+        Ok(Outcome::TooLate) => {
+            summary.late += 1;
+            summary.too_late += 1;
+            counters.late[index].increment(1);
+            counters.too_late[index].increment(1);
+            if summary.too_late <= 10 || summary.too_late.is_multiple_of(1000) {
+                tracing::warn!(
+                    topic, partition = m.partition(), offset = m.offset(), too_late_events = summary.too_late,
+                    watermark = ?engine.watermark(),
+                    "late event of a bucket no longer held: not counted here (the next batch run counts it; the serving layer flags answers over its bucket)"
                 );
             }
         }

@@ -81,7 +81,7 @@ mod golden {
 
     #[test]
     fn realtime_view_records() {
-        for name in ["view_hashtag", "view_tweet"] {
+        for name in ["view_hashtag", "view_tweet", "view_late"] {
             let (key, value) = golden(name);
             let bytes = serde_json::to_vec(&value).expect("bytes");
             let record = ViewRecord::parse(key.as_bytes(), Some(&bytes)).expect(name);
@@ -119,6 +119,7 @@ mod golden {
             "dead_letter_mysql",
             "view_hashtag",
             "view_tweet",
+            "view_late",
             "top_hashtags",
             "top_tweets",
         ] {

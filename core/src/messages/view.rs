@@ -1,9 +1,13 @@
 //! The realtime view (`speed.view`, compacted): one record per bucket and
 //! hashtag, and per bucket and tweet, holding that bucket's partial
-//! aggregate. A newer record of a key replaces the older one.
+//! aggregate, and one per bucket that lost late events. A newer record of a
+//! key replaces the older one.
 //!
-//! Keys: `hashtag/<bucket start ms>/<hashtag>` and
-//! `tweet/<bucket start ms>/<tweet id>`.
+//! Keys: `hashtag/<bucket start ms>/<hashtag>`,
+//! `tweet/<bucket start ms>/<tweet id>` and `late/<bucket start ms>/events`
+//! (events of the bucket that arrived after the speed layer had dropped
+//! it: the view's records of that bucket miss them until the batch counts
+//! them).
 
 use std::fmt;
 
@@ -26,6 +30,11 @@ pub enum ViewKey {
         /// Tweet id.
         tweet_id: u64,
     },
+    /// Events of a bucket the view does not hold.
+    Late {
+        /// Bucket start, ms since the epoch.
+        bucket_ms: i64,
+    },
 }
 
 impl fmt::Display for ViewKey {
@@ -36,6 +45,7 @@ impl fmt::Display for ViewKey {
                 bucket_ms,
                 tweet_id,
             } => write!(f, "tweet/{bucket_ms}/{tweet_id}"),
+            ViewKey::Late { bucket_ms } => write!(f, "late/{bucket_ms}/events"),
         }
     }
 }
@@ -63,6 +73,7 @@ impl ViewKey {
                     .parse()
                     .map_err(|_| format!("tweet id of key {key:?} is not a number"))?,
             }),
+            "late" if name == "events" => Ok(ViewKey::Late { bucket_ms }),
             _ => Err(format!("unexpected key {key:?}")),
         }
     }
@@ -70,7 +81,9 @@ impl ViewKey {
     /// The bucket start, ms.
     pub fn bucket_ms(&self) -> i64 {
         match self {
-            ViewKey::Hashtag { bucket_ms, .. } | ViewKey::Tweet { bucket_ms, .. } => *bucket_ms,
+            ViewKey::Hashtag { bucket_ms, .. }
+            | ViewKey::Tweet { bucket_ms, .. }
+            | ViewKey::Late { bucket_ms } => *bucket_ms,
         }
     }
 }
@@ -103,6 +116,15 @@ pub enum ViewValue {
         /// The tweet's text, when known.
         #[serde(default)]
         text: String,
+    },
+    /// Events of a bucket that came after the speed layer had dropped the
+    /// bucket: not in the view's records of that bucket.
+    Late {
+        /// Bucket start, RFC 3339.
+        #[serde(default)]
+        bucket_start: Option<String>,
+        /// How many (a newer record carries the total so far).
+        events: i64,
     },
 }
 
@@ -147,6 +169,17 @@ impl ViewRecord {
         }
     }
 
+    /// Events of a bucket the view no longer holds.
+    pub fn late(bucket_ms: i64, events: i64) -> ViewRecord {
+        ViewRecord {
+            key: ViewKey::Late { bucket_ms },
+            value: ViewValue::Late {
+                bucket_start: bucket_start(bucket_ms),
+                events,
+            },
+        }
+    }
+
     /// The value as JSON text.
     pub fn value_json(&self) -> String {
         // An enum of strings and numbers always serialises.
@@ -160,7 +193,8 @@ impl ViewRecord {
         let value: ViewValue = serde_json::from_slice(bytes).map_err(|e| format!("{key}: {e}"))?;
         match (&key, &value) {
             (ViewKey::Hashtag { .. }, ViewValue::Hashtag { .. })
-            | (ViewKey::Tweet { .. }, ViewValue::Tweet { .. }) => Ok(ViewRecord { key, value }),
+            | (ViewKey::Tweet { .. }, ViewValue::Tweet { .. })
+            | (ViewKey::Late { .. }, ViewValue::Late { .. }) => Ok(ViewRecord { key, value }),
             _ => Err(format!("{key}: the value's kind does not match the key")),
         }
     }

@@ -2,8 +2,13 @@
 //!
 //! - **Buckets** come from [`Aggregator`] (shared with the batch layer).
 //! - **Clocks and the watermark** ([`clock`]): per input partition, the
-//!   newest event time; an event older than the watermark is *late*:
-//!   counted and logged, not applied (the next batch run counts it).
+//!   newest event time; an event older than the watermark is *late*: counted
+//!   and logged. While its bucket is still in memory it is applied to the
+//!   bucket and to the window instances not yet final (the realtime view
+//!   stays exact for every bucket it holds; finals already published stay
+//!   as they were). A late event of a bucket already dropped is *too late*:
+//!   not applied, and announced by a `late` view record so that the serving
+//!   layer flags answers over that bucket until the batch counts it.
 //! - **Windows** ([`window`]): each window of size S has one instance per
 //!   bucket boundary E, covering `[E − S, E)`, kept as a running sum. On
 //!   every tick the instance holding the newest event is published when its
@@ -84,8 +89,12 @@ pub enum Outcome {
     Applied,
     /// Already counted before.
     Duplicate,
-    /// Older than the watermark: not counted here.
+    /// Older than the watermark, its bucket still held: applied to the
+    /// bucket and to the window instances not yet final.
     Late,
+    /// Older than the watermark and its bucket already dropped: not counted
+    /// here (the next batch run counts it).
+    TooLate,
 }
 
 /// The state of one speed-layer instance.
@@ -101,6 +110,10 @@ pub struct Engine {
     dirty_hashtags: HashMap<i64, HashSet<String>>,
     dirty_tweets: HashMap<i64, HashSet<u64>>,
     late_events: u64,
+    /// Bucket → events that came after the bucket was dropped.
+    too_late: HashMap<i64, i64>,
+    /// Buckets of `too_late` changed since the last tick.
+    dirty_late: HashSet<i64>,
     /// Current instance of each window (same order as `windows`).
     current: Vec<WindowSum>,
     /// The next instance of each window to finalise, kept the same way.
@@ -130,6 +143,8 @@ impl Engine {
             dirty_hashtags: HashMap::new(),
             dirty_tweets: HashMap::new(),
             late_events: 0,
+            too_late: HashMap::new(),
+            dirty_late: HashSet::new(),
             evicted_before: i64::MIN,
         }
     }
@@ -146,6 +161,8 @@ impl Engine {
         self.dirty_hashtags.clear();
         self.dirty_tweets.clear();
         self.late_events = 0;
+        self.too_late.clear();
+        self.dirty_late.clear();
         self.current = window_sums(&self.windows);
         self.finals = window_sums(&self.windows);
         self.evicted_before = i64::MIN;
@@ -167,9 +184,14 @@ impl Engine {
         self.clocks.apply_marker(partition, from, time_ms, now);
     }
 
-    /// Late events so far.
+    /// Late events so far (applied or too late).
     pub fn late_events(&self) -> u64 {
         self.late_events
+    }
+
+    /// Events that came after their bucket was dropped, so far.
+    pub fn too_late_events(&self) -> i64 {
+        self.too_late.values().sum()
     }
 
     /// The current watermark (ms), once there is one.
@@ -206,7 +228,9 @@ impl Engine {
     pub fn apply(&mut self, source: Source, event: Event<'_>, now: Instant) -> Outcome {
         let t = event.time_ms();
         self.clocks.observe(source, t, now);
-        if self.clocks.is_behind(t) {
+        let bucket = bucket_start_ms(t, self.agg.bucket_ms());
+        let late = self.clocks.is_behind(t);
+        if late {
             // Counted already (a redelivery): a duplicate, not a late event.
             let seen = match event {
                 Event::Tweet { id, t_ms, .. } => self.agg.has_tweet(id, t_ms),
@@ -226,9 +250,12 @@ impl Engine {
                 return Outcome::Duplicate;
             }
             self.late_events += 1;
-            return Outcome::Late;
+            if bucket < self.evicted_before {
+                *self.too_late.entry(bucket).or_default() += 1;
+                self.dirty_late.insert(bucket);
+                return Outcome::TooLate;
+            }
         }
-        let bucket = bucket_start_ms(t, self.agg.bucket_ms());
         let applied = match event {
             Event::Tweet {
                 id,
@@ -255,7 +282,7 @@ impl Engine {
                     if !dirty.contains(hashtag) {
                         dirty.insert(hashtag.to_string());
                     }
-                    for w in self.current.iter_mut().filter(|w| w.covers(bucket)) {
+                    for w in self.window_sums_holding(bucket) {
                         w.add_hashtag(hashtag);
                     }
                 }
@@ -279,11 +306,25 @@ impl Engine {
                 applied
             }
         };
-        self.first_bucket = Some(self.first_bucket.map_or(bucket, |b| b.min(bucket)));
+        if !late {
+            // A late event does not open windows before the first one.
+            self.first_bucket = Some(self.first_bucket.map_or(bucket, |b| b.min(bucket)));
+        }
         match applied {
+            Applied::New if late => Outcome::Late,
             Applied::New => Outcome::Applied,
             Applied::Duplicate => Outcome::Duplicate,
         }
+    }
+
+    /// The running sums that hold `bucket`: current instances, and (for a
+    /// late event) the instance last published final, whose sum the next
+    /// finals are advanced from, so that they include the event.
+    fn window_sums_holding(&mut self, bucket: i64) -> impl Iterator<Item = &mut WindowSum> {
+        self.current
+            .iter_mut()
+            .chain(self.finals.iter_mut())
+            .filter(move |w| w.covers(bucket))
     }
 
     fn tweet_in_bucket(&self, bucket: i64, id: u64) -> bool {
@@ -295,7 +336,7 @@ impl Engine {
     /// Adds a tweet score to the current window instances holding `bucket`;
     /// `had` tells whether the tweet already had a score in that bucket.
     fn add_to_current_tweets(&mut self, bucket: i64, id: u64, score: i64, had: bool) {
-        for w in self.current.iter_mut().filter(|w| w.covers(bucket)) {
+        for w in self.window_sums_holding(bucket) {
             w.add_tweet_score(id, score, !had);
         }
     }
@@ -376,8 +417,13 @@ impl Engine {
         out
     }
 
-    /// The changed bucket aggregates, as realtime view records.
+    /// The changed bucket aggregates, as realtime view records, and the
+    /// buckets that lost events to lateness.
     fn flush_view(&mut self, out: &mut TickOutput) {
+        for bucket in std::mem::take(&mut self.dirty_late) {
+            let events = self.too_late.get(&bucket).copied().unwrap_or(0);
+            out.view.push(encode(ViewRecord::late(bucket, events)));
+        }
         for (bucket, tags) in std::mem::take(&mut self.dirty_hashtags) {
             let Some(a) = self.agg.bucket_aggregate(bucket) else {
                 continue;
@@ -571,22 +617,66 @@ mod tests {
     }
 
     #[test]
-    fn late_events_are_counted_not_applied() {
+    fn late_events_update_the_buckets_still_held_and_flag_the_others() {
         let now = Instant::now();
         let mut e = engine();
-        tag(&mut e, 0, 1, 10 * MIN, "a", now);
-        e.tick(now);
-        assert_eq!(tag(&mut e, 0, 2, MIN, "a", now), Outcome::Late);
+        for (id, t) in [
+            (1, 10_000),
+            (2, MIN + 10_000),
+            (3, 2 * MIN + 10_000),
+            (4, 3 * MIN + 10_000),
+        ] {
+            tag(&mut e, 0, id, t, "a", now);
+        }
+        // Watermark 3:05: the instances ending 1:00, 2:00 and 3:00 are final.
+        let out = e.tick(now);
+        assert_eq!(finals(&out, "1m").len(), 3);
+        assert_eq!(finals(&out, "2m").len(), 3);
+        // Behind the watermark, in a bucket still held (the 2m window's
+        // instance ending 4:00 needs 2:00–4:00): applied to the bucket,
+        // counted as late.
+        assert_eq!(tag(&mut e, 0, 5, 2 * MIN + 20_000, "a", now), Outcome::Late);
         assert_eq!(
-            tag(&mut e, 0, 3, 10 * MIN - 1_000, "a", now),
-            Outcome::Applied,
-            "within the allowed lateness"
-        );
-        assert_eq!(
-            tag(&mut e, 0, 3, 10 * MIN - 1_000, "a", now),
+            tag(&mut e, 0, 5, 2 * MIN + 20_000, "a", now),
             Outcome::Duplicate
         );
-        assert_eq!(e.late_events(), 1);
+        let out = e.tick(now);
+        assert!(
+            out.view
+                .iter()
+                .any(|v| v.key == format!("hashtag/{}/a", 2 * MIN)
+                    && v.value.contains("\"count\":2")),
+            "the bucket's view record counts the late event: {:?}",
+            out.view
+        );
+        assert!(
+            finals(&out, "1m").is_empty(),
+            "published finals stay as they were"
+        );
+        // The next finals include it: the 2m instance ending 4:00 holds
+        // buckets 2:00 (a ×2) and 3:00 (a ×1).
+        tag(&mut e, 0, 6, 5 * MIN, "b", now);
+        let out = e.tick(now);
+        let f = finals(&out, "2m");
+        assert_eq!(f[0]["end"], "1970-01-01T00:04:00Z", "{f:?}");
+        assert_eq!(f[0]["items"], json!([{"hashtag": "a", "count": 3}]));
+        // A bucket already dropped: not applied, announced by a late record.
+        assert_eq!(tag(&mut e, 0, 7, 10_000, "a", now), Outcome::TooLate);
+        assert_eq!(tag(&mut e, 0, 8, 20_000, "a", now), Outcome::TooLate);
+        let out = e.tick(now);
+        let late: Vec<&KeyedMessage> = out
+            .view
+            .iter()
+            .filter(|v| v.key.starts_with("late/"))
+            .collect();
+        assert_eq!(late.len(), 1, "{late:?}");
+        assert_eq!(late[0].key, "late/0/events");
+        assert!(late[0].value.contains("\"events\":2"), "{}", late[0].value);
+        assert!(
+            out.view.iter().all(|v| v.key != "hashtag/0/a"),
+            "the dropped bucket is not republished"
+        );
+        assert_eq!((e.late_events(), e.too_late_events()), (3, 2));
     }
 
     #[test]
