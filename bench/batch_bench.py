@@ -26,7 +26,8 @@ CREATE TEMP TABLE t AS
 SELECT DISTINCT ON (tweet_id)
   tweet_id, epoch_ms(created_at) // {b} * {b} AS bucket, text, hashtags, retweet_of,
   CASE WHEN retweet_count IS NULL AND favorite_count IS NULL THEN len(hashtags)
-       ELSE greatest(coalesce(retweet_count, 0), 0) + greatest(coalesce(favorite_count, 0), 0)
+       ELSE least(greatest(coalesce(retweet_count, 0), 0), 1000000000000)
+          + least(greatest(coalesce(favorite_count, 0), 0), 1000000000000)
   END AS score
 FROM read_parquet({files});
 CREATE TEMP TABLE hc AS
@@ -82,8 +83,8 @@ def run_spark(files, out):
                 F.size("hashtags"),
             )
             .otherwise(
-                F.greatest(F.coalesce("retweet_count", F.lit(0)), F.lit(0))
-                + F.greatest(F.coalesce("favorite_count", F.lit(0)), F.lit(0))
+                F.least(F.greatest(F.coalesce("retweet_count", F.lit(0)), F.lit(0)), F.lit(10**12))
+                + F.least(F.greatest(F.coalesce("favorite_count", F.lit(0)), F.lit(0)), F.lit(10**12))
             )
             .cast("long")
             .alias("score"),

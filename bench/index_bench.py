@@ -61,7 +61,9 @@ def document(raw):
     """The document tweetlambda indexes, built the seeds' way (json.loads)."""
     t = json.loads(raw)
     rc, fc = t.get("retweet_count"), t.get("favorite_count")
-    score = len(t.get("hashtags", [])) if rc is None and fc is None else max(rc or 0, 0) + max(fc or 0, 0)
+    cap = 10**12  # MAX_REPORTED_COUNT of tweetlambda-core
+    score = (len(t.get("hashtags", [])) if rc is None and fc is None
+             else min(max(rc or 0, 0), cap) + min(max(fc or 0, 0), cap))
     doc = {k: t[k] for k in ("id", "created_at", "text", "hashtags", "lang", "user", "retweet_count",
                              "favorite_count", "retweet_of", "quote_of", "place", "country_code") if k in t}
     doc["score"] = score

@@ -646,9 +646,17 @@ mod tests {
             to_ms: 2 * HOUR,
         };
         assert!(!top_hashtags(Some(&batch), &rt, whole, 10).partial);
+        for source in ["hashtags-0", "tweets-1"] {
+            rt.apply_record(
+                format!("late/3900000/{source}").as_bytes(),
+                Some(br#"{"kind":"late","events":1}"#),
+            )
+            .expect("late record");
+        }
+        // A newer record of a key replaces the older one: 2 from tweets-1.
         rt.apply_record(
-            b"late/3900000/events",
-            Some(br#"{"kind":"late","events":3}"#),
+            b"late/3900000/tweets-1",
+            Some(br#"{"kind":"late","events":2}"#),
         )
         .expect("late record");
         let a = top_tweets(Some(&batch), &rt, whole, 10);

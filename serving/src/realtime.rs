@@ -20,10 +20,10 @@ pub struct RealtimeView {
     pub hashtags: BTreeMap<i64, HashMap<String, i64>>,
     /// Bucket start → tweet id → score.
     pub tweets: BTreeMap<i64, HashMap<u64, i64>>,
-    /// Bucket start → events the speed layer could no longer count in that
-    /// bucket (they came after it dropped the bucket): its records there
-    /// are short by them until the batch covers the bucket.
-    pub late: BTreeMap<i64, i64>,
+    /// Bucket start → input partition → events the speed layer could no
+    /// longer count in that bucket (they came after it dropped the bucket):
+    /// its records there are short by them until the batch covers it.
+    pub late: BTreeMap<i64, HashMap<String, i64>>,
     texts: HashMap<u64, String>,
     /// Bucket size, for the end of the newest bucket.
     pub bucket_ms: i64,
@@ -83,8 +83,11 @@ impl RealtimeView {
             ) => {
                 self.apply_tweet(bucket_ms, tweet_id, score, &text);
             }
-            (ViewKey::Late { bucket_ms }, ViewValue::Late { events, .. }) => {
-                self.late.insert(bucket_ms, events);
+            (ViewKey::Late { bucket_ms, source }, ViewValue::Late { events, .. }) => {
+                self.late
+                    .entry(bucket_ms)
+                    .or_default()
+                    .insert(source, events);
             }
             // ViewRecord::parse refuses a value whose kind differs from the key's.
             _ => return Err("the value's kind does not match the key".into()),
@@ -123,8 +126,10 @@ impl RealtimeView {
     pub fn late_in(&self, from: i64, to: i64) -> (i64, usize) {
         self.late
             .range(from..to)
-            .fold((0, 0), |(events, buckets), (_, n)| {
-                (events.saturating_add(*n), buckets + 1)
+            .map(|(_, sources)| sources.values().fold(0i64, |a, n| a.saturating_add(*n)))
+            .filter(|n| *n > 0)
+            .fold((0, 0), |(events, buckets), n| {
+                (events.saturating_add(n), buckets + 1)
             })
     }
 

@@ -294,10 +294,12 @@ fn update_ends(
 ) {
     let Ok(highs) = highs.lock() else { return };
     for (input, partition) in engine.sources() {
-        let at_end = highs
+        let high = highs
             .get(&(topic_of(config, input).to_string(), partition))
-            .is_some_and(|high| positions.get(&(input, partition)).copied().unwrap_or(0) >= *high);
-        engine.set_at_end((input, partition), at_end);
+            .copied();
+        let position = positions.get(&(input, partition)).copied().unwrap_or(0);
+        engine.set_at_end((input, partition), high.is_some_and(|h| position >= h));
+        engine.note_position((input, partition), position, high);
     }
 }
 

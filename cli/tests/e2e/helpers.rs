@@ -353,9 +353,10 @@ pub async fn exact_buckets(db: &TestDb) -> ExactBuckets {
         let (id, t): (i64, i64) = (row.get(0), row.get(1));
         let (rc, fc, rt): (Option<i64>, Option<i64>, Option<i64>) =
             (row.get(2), row.get(3), row.get(4));
+        let cap = tweetlambda_core::tweet::MAX_REPORTED_COUNT;
         let base = match (rc, fc) {
             (None, None) => tweet_tags.get(&id).map_or(0, |t| t.len() as i64),
-            (r, f) => r.unwrap_or(0).max(0) + f.unwrap_or(0).max(0),
+            (r, f) => r.unwrap_or(0).clamp(0, cap) + f.unwrap_or(0).clamp(0, cap),
         };
         *tweet_buckets
             .entry(bucket_of(t))

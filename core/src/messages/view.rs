@@ -4,10 +4,11 @@
 //! key replaces the older one.
 //!
 //! Keys: `hashtag/<bucket start ms>/<hashtag>`,
-//! `tweet/<bucket start ms>/<tweet id>` and `late/<bucket start ms>/events`
-//! (events of the bucket that arrived after the speed layer had dropped
-//! it: the view's records of that bucket miss them until the batch counts
-//! them).
+//! `tweet/<bucket start ms>/<tweet id>` and
+//! `late/<bucket start ms>/<input>-<partition>` (events of the bucket read
+//! from that input partition after the speed layer had dropped the bucket:
+//! the view's records of that bucket miss them until the batch counts them;
+//! one key per partition, so that instances never write the same key).
 
 use std::fmt;
 
@@ -30,10 +31,13 @@ pub enum ViewKey {
         /// Tweet id.
         tweet_id: u64,
     },
-    /// Events of a bucket the view does not hold.
+    /// Events of a bucket the view does not hold, read from one input
+    /// partition.
     Late {
         /// Bucket start, ms since the epoch.
         bucket_ms: i64,
+        /// The input partition, `<input>-<partition>` (`hashtags-2`).
+        source: String,
     },
 }
 
@@ -45,7 +49,7 @@ impl fmt::Display for ViewKey {
                 bucket_ms,
                 tweet_id,
             } => write!(f, "tweet/{bucket_ms}/{tweet_id}"),
-            ViewKey::Late { bucket_ms } => write!(f, "late/{bucket_ms}/events"),
+            ViewKey::Late { bucket_ms, source } => write!(f, "late/{bucket_ms}/{source}"),
         }
     }
 }
@@ -73,7 +77,10 @@ impl ViewKey {
                     .parse()
                     .map_err(|_| format!("tweet id of key {key:?} is not a number"))?,
             }),
-            "late" if name == "events" => Ok(ViewKey::Late { bucket_ms }),
+            "late" => Ok(ViewKey::Late {
+                bucket_ms,
+                source: name.to_string(),
+            }),
             _ => Err(format!("unexpected key {key:?}")),
         }
     }
@@ -83,7 +90,7 @@ impl ViewKey {
         match self {
             ViewKey::Hashtag { bucket_ms, .. }
             | ViewKey::Tweet { bucket_ms, .. }
-            | ViewKey::Late { bucket_ms } => *bucket_ms,
+            | ViewKey::Late { bucket_ms, .. } => *bucket_ms,
         }
     }
 }
@@ -169,10 +176,13 @@ impl ViewRecord {
         }
     }
 
-    /// Events of a bucket the view no longer holds.
-    pub fn late(bucket_ms: i64, events: i64) -> ViewRecord {
+    /// Events of a bucket the view no longer holds, read from `source`.
+    pub fn late(bucket_ms: i64, source: &str, events: i64) -> ViewRecord {
         ViewRecord {
-            key: ViewKey::Late { bucket_ms },
+            key: ViewKey::Late {
+                bucket_ms,
+                source: source.to_string(),
+            },
             value: ViewValue::Late {
                 bucket_start: bucket_start(bucket_ms),
                 events,

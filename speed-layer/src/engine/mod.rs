@@ -16,7 +16,11 @@
 //!   watermark has passed is published once with `final: true`.
 //! - **Output** ([`output`]): top-N messages and the realtime view records
 //!   (every bucket aggregate changed since the last tick), in the formats
-//!   of [`tweetlambda_core::messages`].
+//!   of [`tweetlambda_core::messages`]. While the state is being rebuilt
+//!   (after a start, restart or rebalance, until every partition was read
+//!   up to the end it had when the rebuild began) no view record goes out:
+//!   a bucket read again halfway would replace its complete record in the
+//!   topic with a partial one.
 
 pub mod clock;
 pub mod output;
@@ -110,16 +114,22 @@ pub struct Engine {
     dirty_hashtags: HashMap<i64, HashSet<String>>,
     dirty_tweets: HashMap<i64, HashSet<u64>>,
     late_events: u64,
-    /// Bucket → events that came after the bucket was dropped.
-    too_late: HashMap<i64, i64>,
-    /// Buckets of `too_late` changed since the last tick.
-    dirty_late: HashSet<i64>,
+    /// (Bucket, input partition) → events that came after the bucket was
+    /// dropped.
+    too_late: HashMap<(i64, Source), i64>,
+    /// Keys of `too_late` changed since the last tick.
+    dirty_late: HashSet<(i64, Source)>,
     /// Current instance of each window (same order as `windows`).
     current: Vec<WindowSum>,
     /// The next instance of each window to finalise, kept the same way.
     finals: Vec<WindowSum>,
     /// Buckets before this were dropped from memory.
     evicted_before: i64,
+    /// The state is being rebuilt from the input: view records wait.
+    rebuilding: bool,
+    /// During a rebuild, per partition: the end it had when first seen,
+    /// and whether the reading has reached it.
+    rebuild_ends: HashMap<Source, (i64, bool)>,
 }
 
 impl Engine {
@@ -146,6 +156,8 @@ impl Engine {
             too_late: HashMap::new(),
             dirty_late: HashSet::new(),
             evicted_before: i64::MIN,
+            rebuilding: true,
+            rebuild_ends: HashMap::new(),
         }
     }
 
@@ -166,6 +178,23 @@ impl Engine {
         self.current = window_sums(&self.windows);
         self.finals = window_sums(&self.windows);
         self.evicted_before = i64::MIN;
+        self.rebuilding = true;
+        self.rebuild_ends.clear();
+    }
+
+    /// Records how far a partition has been read (`position`, the next
+    /// offset) and its end as last fetched (`high`), for the end of a
+    /// rebuild: the first end seen is the one the rebuild must reach (a
+    /// speed layer that lags behind new input has still rebuilt its state).
+    pub fn note_position(&mut self, source: Source, position: i64, high: Option<i64>) {
+        if !self.rebuilding {
+            return;
+        }
+        let Some(high) = high else { return };
+        let end = self.rebuild_ends.entry(source).or_insert((high, false));
+        if position >= end.0 {
+            end.1 = true;
+        }
     }
 
     /// Sets the number of partitions of the tweets topic, whose markers a
@@ -250,9 +279,19 @@ impl Engine {
                 return Outcome::Duplicate;
             }
             self.late_events += 1;
-            if bucket < self.evicted_before {
-                *self.too_late.entry(bucket).or_default() += 1;
-                self.dirty_late.insert(bucket);
+            // Held: not dropped, and not before the first bucket (a late
+            // event must not open buckets the view never had).
+            let held = bucket >= self.evicted_before
+                && self.first_bucket.is_some_and(|first| bucket >= first);
+            if !held {
+                // Re-keyed retweets of a dropped bucket are copies sent
+                // again after a restart or rebalance; a retweet that is
+                // really late is also a late tweet of the same bucket, which
+                // flags it. So only tweets and hashtags flag a bucket.
+                if source.0 != Input::Retweets {
+                    *self.too_late.entry((bucket, source)).or_default() += 1;
+                    self.dirty_late.insert((bucket, source));
+                }
                 return Outcome::TooLate;
             }
         }
@@ -412,17 +451,39 @@ impl Engine {
                     .publish(&mut out, &instance, &self.current[i].sum, &self.agg);
             }
         }
-        self.flush_view(&mut out);
+        let sources = self.clocks.sources();
+        if self.rebuilding
+            && !sources.is_empty()
+            && sources.iter().all(|s| {
+                self.rebuild_ends
+                    .get(s)
+                    .is_some_and(|(_, reached)| *reached)
+            })
+        {
+            self.rebuilding = false;
+            self.rebuild_ends.clear();
+        }
+        if !self.rebuilding {
+            self.flush_view(&mut out);
+        }
         self.evict();
         out
+    }
+
+    /// True while the state is being rebuilt from the input (no view
+    /// records are published meanwhile).
+    pub fn is_rebuilding(&self) -> bool {
+        self.rebuilding
     }
 
     /// The changed bucket aggregates, as realtime view records, and the
     /// buckets that lost events to lateness.
     fn flush_view(&mut self, out: &mut TickOutput) {
-        for bucket in std::mem::take(&mut self.dirty_late) {
-            let events = self.too_late.get(&bucket).copied().unwrap_or(0);
-            out.view.push(encode(ViewRecord::late(bucket, events)));
+        for (bucket, source) in std::mem::take(&mut self.dirty_late) {
+            let events = self.too_late.get(&(bucket, source)).copied().unwrap_or(0);
+            let name = format!("{}-{}", source.0.name(), source.1);
+            out.view
+                .push(encode(ViewRecord::late(bucket, &name, events)));
         }
         for (bucket, tags) in std::mem::take(&mut self.dirty_hashtags) {
             let Some(a) = self.agg.bucket_aggregate(bucket) else {
@@ -457,6 +518,11 @@ impl Engine {
         if let Some(start) = needed {
             self.agg.evict_before(start);
             self.evicted_before = self.evicted_before.max(start);
+            // Changes of dropped buckets waiting for the end of a rebuild
+            // can no longer be published: their records in the topic are
+            // the complete ones of before the rebuild.
+            self.dirty_hashtags.retain(|b, _| *b >= start);
+            self.dirty_tweets.retain(|b, _| *b >= start);
         }
     }
 }
@@ -505,6 +571,13 @@ mod tests {
         )
     }
 
+    /// Marks every partition seen as read to the end of a rebuild.
+    fn rebuilt(e: &mut Engine) {
+        for s in e.sources() {
+            e.note_position(s, 0, Some(0));
+        }
+    }
+
     fn finals(out: &TickOutput, window: &str) -> Vec<Value> {
         out.tops
             .iter()
@@ -523,6 +596,7 @@ mod tests {
         tag(&mut e, 1, 2, 20_000, "a", now);
         tag(&mut e, 0, 3, MIN + 30_000, "b", now);
         // Partition 1 is still at 0:20, so nothing is final yet.
+        rebuilt(&mut e);
         let first = e.tick(now);
         assert!(finals(&first, "1m").is_empty());
         // The view carries the changed buckets.
@@ -613,7 +687,10 @@ mod tests {
         e.tick(now);
         assert_eq!(e.watermark(), Some(4 * MIN - 5_000));
         assert_eq!(rt(&mut e, 11, 5 * MIN), Outcome::Applied);
-        assert_eq!(rt(&mut e, 12, MIN), Outcome::Late);
+        // Behind the watermark and before the first bucket: too late (a
+        // late event opens no bucket), and a retweet flags none.
+        assert_eq!(rt(&mut e, 12, MIN), Outcome::TooLate);
+        assert!(e.tick(now).view.iter().all(|v| !v.key.starts_with("late/")));
     }
 
     #[test]
@@ -629,6 +706,7 @@ mod tests {
             tag(&mut e, 0, id, t, "a", now);
         }
         // Watermark 3:05: the instances ending 1:00, 2:00 and 3:00 are final.
+        rebuilt(&mut e);
         let out = e.tick(now);
         assert_eq!(finals(&out, "1m").len(), 3);
         assert_eq!(finals(&out, "2m").len(), 3);
@@ -670,13 +748,55 @@ mod tests {
             .filter(|v| v.key.starts_with("late/"))
             .collect();
         assert_eq!(late.len(), 1, "{late:?}");
-        assert_eq!(late[0].key, "late/0/events");
+        assert_eq!(late[0].key, "late/0/hashtags-0");
         assert!(late[0].value.contains("\"events\":2"), "{}", late[0].value);
         assert!(
             out.view.iter().all(|v| v.key != "hashtag/0/a"),
             "the dropped bucket is not republished"
         );
         assert_eq!((e.late_events(), e.too_late_events()), (3, 2));
+    }
+
+    /// While the state is rebuilt (start, restart, rebalance), the view is
+    /// not published: a bucket half read again would replace its complete
+    /// record with a partial one. Once every partition was read to its end,
+    /// the complete records go out.
+    #[test]
+    fn the_view_is_published_only_once_the_state_is_rebuilt() {
+        let now = Instant::now();
+        let mut e = engine();
+        let sources = [(Input::Hashtags, 0), (Input::Hashtags, 1)];
+        e.assign(&sources, now);
+        // Partition 0 holds 1 message, partition 1 holds 2.
+        tag(&mut e, 0, 1, 10_000, "a", now);
+        tag(&mut e, 1, 2, 20_000, "a", now);
+        e.note_position(sources[0], 1, Some(1));
+        e.note_position(sources[1], 1, Some(2));
+        let out = e.tick(now);
+        assert!(
+            out.view.is_empty(),
+            "partition 1 is still being read: {:?}",
+            out.view
+        );
+        tag(&mut e, 1, 3, 30_000, "a", now);
+        // New input arrived meanwhile: the rebuild's end stays the first one.
+        e.note_position(sources[1], 2, Some(50));
+        let out = e.tick(now);
+        let a: Vec<&KeyedMessage> = out.view.iter().filter(|v| v.key == "hashtag/0/a").collect();
+        assert_eq!(a.len(), 1, "{:?}", out.view);
+        assert!(a[0].value.contains("\"count\":3"), "{}", a[0].value);
+        // From then on, every change is published at the next tick.
+        tag(&mut e, 1, 4, 40_000, "a", now);
+        let out = e.tick(now);
+        assert!(out
+            .view
+            .iter()
+            .any(|v| v.key == "hashtag/0/a" && v.value.contains("\"count\":4")));
+        // A reset (rebalance) rebuilds again: nothing until caught up.
+        e.reset();
+        e.assign(&sources, now);
+        tag(&mut e, 0, 1, 10_000, "a", now);
+        assert!(e.tick(now).view.is_empty());
     }
 
     #[test]
