@@ -311,10 +311,13 @@ async fn kill_9_and_restart_give_the_same_finals() {
     let (db, topics) = replayed_seed(&[]).await;
     let (hashtags, tweets) = expected_finals(&db).await;
     let speed = Speed::new();
-    // Kill at a point that depends on the run: after the first finals.
+    // Kill at a point that depends on the run: after the first finals. The
+    // group notices the dead member after the session timeout: short, but
+    // not so short that a broker slowed by the other tests running in
+    // parallel misses a heartbeat of the live one (6 s did, twice).
     let fast_failover = [
         "-X",
-        "session.timeout.ms=6000",
+        "session.timeout.ms=12000",
         "-X",
         "heartbeat.interval.ms=1000",
     ];
