@@ -471,27 +471,25 @@ fn handle(
             summary.duplicates += 1;
             counters.duplicates[index].increment(1);
         }
-        Ok(Outcome::Late) => {
+        Ok(outcome @ (Outcome::Late | Outcome::TooLate)) => {
+            let too_late = outcome == Outcome::TooLate;
             summary.late += 1;
             counters.late[index].increment(1);
-            if summary.late <= 10 || summary.late.is_multiple_of(1000) {
-                tracing::info!(
-                    topic, partition = m.partition(), offset = m.offset(), late_events = summary.late,
-                    watermark = ?engine.watermark(),
-                    "late event: older than the watermark; applied to its bucket of the realtime view, finals already published unchanged"
-                );
+            if too_late {
+                summary.too_late += 1;
+                counters.too_late[index].increment(1);
             }
-        }
-        Ok(Outcome::TooLate) => {
-            summary.late += 1;
-            summary.too_late += 1;
-            counters.late[index].increment(1);
-            counters.too_late[index].increment(1);
-            if summary.too_late <= 10 || summary.too_late.is_multiple_of(1000) {
-                tracing::warn!(
-                    topic, partition = m.partition(), offset = m.offset(), too_late_events = summary.too_late,
-                    watermark = ?engine.watermark(),
+            // The first ten, then one in a thousand.
+            if summary.late <= 10 || summary.late.is_multiple_of(1000) {
+                let what = if too_late {
                     "late event of a bucket no longer held: not counted here (the next batch run counts it; the serving layer flags answers over its bucket)"
+                } else {
+                    "late event: older than the watermark; applied to its bucket of the realtime view, finals already published unchanged"
+                };
+                tracing::warn!(
+                    topic, partition = m.partition(), offset = m.offset(),
+                    late_events = summary.late, too_late_events = summary.too_late,
+                    watermark = ?engine.watermark(), "{what}"
                 );
             }
         }
