@@ -6,10 +6,12 @@
 # Writes TWEETS synthetic tweets spread over 30 days into a master dataset
 # once, runs the batch job over it, starts `tweetlambda serve` (release
 # build) and loads it with wrk (Debian package) on 127.0.0.1: top-10
-# hashtags and top-10 tweets over the last 1 hour, 1 day and 30 days. The
-# same top-10s answered by DuckDB over the batch Parquet (one query at a
-# time) are measured beside it (bench/serve_duckdb.py). Writes the figures
-# to BENCHMARKS.md between the `serve` markers.
+# hashtags and top-10 tweets over the last 1 hour, 1 day and 30 days, with
+# 1 and then 16 connections, wrk on one thread (`-t1`, pinned to one core
+# with taskset) so that the server keeps the other. The same top-10s
+# answered by DuckDB over the batch views (bench/serve_duckdb.py), with as
+# many queries in flight, are measured beside each line. Writes the
+# figures to BENCHMARKS.md between the `serve` markers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tweetlambda/target}"
@@ -19,6 +21,7 @@ MASTER="$TL_HOME/bench/master-30d-$N"
 VIEWS="$TL_HOME/bench/views-30d-$N"
 PORT=28080
 SECONDS_PER_RUN=10
+CONCURRENCY="1 16"
 
 cargo build --release --locked -p tweetlambda >&2
 TL="$CARGO_TARGET_DIR/release/tweetlambda"
@@ -50,32 +53,40 @@ span_days=$(python3 -c "import json; m = json.load(open('$VIEWS/manifest.json'))
 rss_mib=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$server/status")
 
 rows=()
-for what in hashtags tweets; do
-  for last in 1h 1d 30d; do
-    url="http://127.0.0.1:$PORT/api/top/$what?n=10&last=$last"
-    curl -sf "$url" >/dev/null
-    out=$(wrk -t2 -c16 -d"${SECONDS_PER_RUN}s" --latency "$url")
-    qps=$(awk '/Requests\/sec/ {print int($2)}' <<<"$out")
-    p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
-    p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-    errors=$(grep -c "Non-2xx\|Socket errors" <<<"$out" || true)
-    rows+=("| top-10 $what, last $last | $qps | $p50 | $p99 | $errors |")
+for c in $CONCURRENCY; do
+  for what in hashtags tweets; do
+    for last in 1h 1d 30d; do
+      url="http://127.0.0.1:$PORT/api/top/$what?n=10&last=$last"
+      curl -sf "$url" >/dev/null
+      out=$(taskset -c 0 wrk -t1 -c"$c" -d"${SECONDS_PER_RUN}s" --latency "$url")
+      qps=$(awk '/Requests\/sec/ {print int($2)}' <<<"$out")
+      p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+      p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+      errors=$(grep -c "Non-2xx\|Socket errors" <<<"$out" || true)
+      rows+=("| tweetlambda serve | $c | top-10 $what, last $last | $qps | $p50 | $p99 | $errors |")
+    done
   done
 done
 kill $server 2>/dev/null || true
 
-duck=$("$VENV/bin/python" bench/serve_duckdb.py "$VIEWS")
+duck=()
+for c in $CONCURRENCY; do
+  while IFS= read -r line; do duck+=("$line"); done < <("$VENV/bin/python" bench/serve_duckdb.py "$VIEWS" "$c" "$SECONDS_PER_RUN")
+done
 
 table=$(
   echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, by \`bench/serve.sh $N\`."
-  echo "$N synthetic tweets from 2021-08-01 over $span_days days of event time (generated at TWEETS / 30 days per second; the bursts shorten the span), batch views only (no realtime part), server RSS $rss_mib MiB after loading."
-  echo "wrk: 2 threads, 16 connections, ${SECONDS_PER_RUN} s per line, on the same machine as the server."
+  echo "$N synthetic tweets from 2021-08-01 over $span_days days of event time (generated at TWEETS / 30 days per second; the bursts shorten the span), batch views only (no realtime part)."
+  echo "Server RSS after loading: $rss_mib MiB, $(python3 -c "print(round($rss_mib / ($N / 1e6)))") MiB per million tweets."
+  echo "wrk: one thread pinned to one core (\`taskset -c 0 wrk -t1\`), 1 or 16 connections, ${SECONDS_PER_RUN} s per line, on the same machine as the server."
+  echo "DuckDB: in-memory tables of the same views, as many Python threads as connections (one cursor each), ${SECONDS_PER_RUN} s and at least 20 queries per line."
   echo
-  echo "| query (tweetlambda serve) | queries/s | p50 | p99 | error lines |"
-  echo "|---|---:|---:|---:|---:|"
-  printf '%s\n' "${rows[@]}"
-  echo
-  echo "$duck"
+  echo "| engine | in flight | query | queries/s | p50 | p99 | error lines |"
+  echo "|---|---:|---|---:|---:|---:|---:|"
+  for c in $CONCURRENCY; do
+    printf '%s\n' "${rows[@]}" | awk -F' [|] ' -v c="$c" '$2 == c'
+    printf '%s\n' "${duck[@]}" | awk -F' [|] ' -v c="$c" '$2 == c'
+  done
 )
 python3 bench/section.py serve "Serving: top-N queries" "$table"
 echo "$table"

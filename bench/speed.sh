@@ -51,6 +51,16 @@ python3 - "$engine_fast" "$engine_busy" "$figures" "$N" "$links" <<'PY'
 import json, pathlib, re, subprocess, sys
 def kv(line):
     return dict(p.split("=", 1) for p in line.split()[1:])
+STAGES = [
+    ("input", "producer timestamp to the speed layer's poll (producer batching, broker, fetch wait)"),
+    ("apply", "decode and apply one message"),
+    ("wait", "the oldest message of a tick waiting for the tick"),
+    ("markers", "end offsets and position markers"),
+    ("tick", "the engine's tick (window updates, finals, view records)"),
+    ("produce", "queueing the tick's outputs"),
+    ("flush", "until the broker acknowledged them"),
+    ("commit", "queueing the offset commit"),
+]
 fast, busy, f, n, links = kv(sys.argv[1]), kv(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 date = subprocess.run(["date", "-u", "+%Y-%m-%d"], capture_output=True, text=True).stdout.strip()
@@ -74,7 +84,13 @@ text = f"""Measured {date} on {cores} cores by `bench/speed.sh {n}`.
 Ratio speed layer / peer, messages per second: **{speedup:.1f}×** (the speed layer reads both topics and publishes its outputs; the peer only counts).
 Peak RSS of the speed layer in that run (VmHWM): {f['speed_peak_rss_mib']} MiB, holding the buckets of the 1-hour window plus the allowed lateness; the event time of the data spans {n / 500 / 60:.0f} minutes.
 
-**Latency at {f['latency_rate_tweets_per_sec']:,} tweets/s** (2 hashtags each, event time = now, `--emit-interval 50ms`): from the produce call of a probe tweet to the arrival of the first output that includes it (its realtime-view record), {f['latency_probes_seen']} of {f['latency_probes']} probes: p50 **{f['latency_p50_ms']} ms**, p99 **{f['latency_p99_ms']} ms**, max {f['latency_max_ms']} ms."""
+**Latency at {f['latency_rate_tweets_per_sec']:,} tweets/s** (2 hashtags each, event time = now, `--emit-interval 50ms`): from the produce call of a probe tweet to the arrival of the first output that includes it (its realtime-view record), {f['latency_probes_seen']} of {f['latency_probes']} probes: p50 **{f['latency_p50_ms']} ms**, p99 **{f['latency_p99_ms']} ms**, max {f['latency_max_ms']} ms.
+
+Where the time goes, as the speed layer timed each stage of its loop in that run (its `speed_stage_*_seconds` metrics; per message for input and apply, per tick for the rest; the output's trip to the reader is the remainder):
+
+| stage | p50 ms | p99 ms |
+|---|---:|---:|
+""" + "\n".join(f"| {name}: {what} | {f['latency_stages_ms'].get(name, {}).get('p50', '–')} | {f['latency_stages_ms'].get(name, {}).get('p99', '–')} |" for name, what in STAGES)
 path = pathlib.Path("BENCHMARKS.md")
 doc = path.read_text()
 block = "<!-- speed:start -->\n" + text + "\n<!-- speed:end -->"

@@ -21,8 +21,9 @@ import argparse
 import collections
 import json
 import multiprocessing
-import queue
 import os
+import queue
+import re
 import signal
 import statistics
 import subprocess
@@ -190,16 +191,23 @@ def latency(a):
             break
         arrived.setdefault(tag, t)
     reader.join(timeout=10)
+    # The speed layer's own timing of each stage of its loop (summaries
+    # over the whole run, from its metrics endpoint).
+    text = urllib.request.urlopen(f"http://{metrics}/metrics", timeout=5).read().decode()
     if os.environ.get("SPEED_BENCH_DEBUG"):
-        text = urllib.request.urlopen(f"http://{metrics}/metrics", timeout=5).read().decode()
         print("\n".join(l for l in text.splitlines() if "seconds{" in l), file=sys.stderr)
+    stages = {}
+    for line in text.splitlines():
+        m = re.match(r'speed_stage_(\w+)_seconds\{quantile="(0\.5|0\.99)"\} (\S+)', line)
+        if m:
+            stages.setdefault(m.group(1), {})["p50" if m.group(2) == "0.5" else "p99"] = round(float(m.group(3)) * 1000, 2)
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=60)
     lat = sorted((arrived[k] - sent[k]) * 1000 for k in sent if k in arrived)
     q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [float("nan")] * 99
     return {"latency_rate_tweets_per_sec": int(achieved), "latency_probes": len(sent), "latency_probes_seen": len(lat),
             "latency_p50_ms": round(q[49], 1), "latency_p99_ms": round(q[98], 1),
-            "latency_max_ms": round(lat[-1], 1) if lat else None}
+            "latency_max_ms": round(lat[-1], 1) if lat else None, "latency_stages_ms": stages}
 
 
 def main():

@@ -1,5 +1,24 @@
-//! `tweetlambda batch`: the cron job. Recomputes every view from the whole
-//! master dataset and publishes them as a new version.
+//! `tweetlambda batch`: the cron job. Publishes the views of the whole
+//! master dataset as a new version, recomputing only the event dates whose
+//! input changed.
+//!
+//! # Incremental by date
+//!
+//! The archive writes each tweet into the directory of its event date, and
+//! every contribution to a view falls in that date too: a tweet's copies
+//! share its event time, and a retweet counts in its own bucket. So the
+//! views of a date depend on that date's files and on the boundary B alone
+//! (through its cut: the views hold the date's buckets before B). A run
+//! computes the dates whose files or cut changed, one date at a time (memory
+//! is bounded by the largest date, not by the dataset), and carries the
+//! other dates' files over from the version before by hard links. The
+//! manifest records per date its files, cut and counts. `--force`
+//! recomputes every date. When the bucket size does not divide a day,
+//! buckets can straddle midnight and the whole dataset is one group.
+//!
+//! One consequence: a tweet id archived under two dates (two copies with
+//! different event times, which no producer of ours makes) counts once per
+//! date, where a whole-dataset run would keep only its first copy.
 //!
 //! # The boundary B
 //!
@@ -14,16 +33,16 @@
 //! these views and buckets `>= B` from the speed layer.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use tweetlambda_core::{bucket_start_ms, format_rfc3339};
 
 use crate::archive::{self, Commit};
 use crate::error::{Error, Result};
-use crate::manifest::{self, Coverage, Manifest, PartitionCoverage, ViewFile};
-use crate::views::{self, Tweets};
+use crate::manifest::{self, Coverage, DateCoverage, Manifest, PartitionCoverage, ViewFile};
+use crate::views::{self, Tweets, DAY_MS};
 
 /// Settings of a batch run.
 #[derive(Debug, Clone)]
@@ -85,53 +104,59 @@ pub fn run(config: &BatchConfig) -> Result<BatchOutcome> {
     {
         return Ok(BatchOutcome::UpToDate(previous.clone()));
     }
-    let files = committed_files(config, &commits)?;
-
-    let tweets = Tweets::read(&files, config.bucket_ms)?;
-    let newest = tweets.newest_per_partition()?;
-    let boundary_ms = boundary(config, newest.iter().map(|n| n.newest_ms));
-    let from_boundary = tweets.count_from(boundary_ms)?;
-    let read_s = started.elapsed().as_secs_f64();
-    let mut computed = tweets.views(boundary_ms)?;
-    let views_s = started.elapsed().as_secs_f64() - read_s;
+    let dates = dated_files(config, &commits)?;
+    let mut newest: BTreeMap<i32, i64> = BTreeMap::new();
+    for input in dates.values() {
+        for (p, t) in &input.newest_ms {
+            let slot = newest.entry(*p).or_insert(*t);
+            *slot = (*slot).max(*t);
+        }
+    }
+    let boundary_ms = boundary(config, newest.values().copied());
 
     let version = next_version(&config.views, previous.as_ref())?;
     let tmp = manifest::temporary_dir(&config.views, version)?;
     let directory = manifest::version_dir(version);
-    // One writer thread per view: Parquet encoding is the slow part.
-    let written: Vec<Result<()>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = computed
-            .iter_mut()
-            .map(|view| {
-                let path = tmp.join(format!("{}.parquet", view.name));
-                scope.spawn(move || views::write_view(&path, &mut view.frame))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Error::Polars("a view writer panicked".into())))
-            })
-            .collect()
-    });
-    written.into_iter().collect::<Result<Vec<()>>>()?;
-    let view_files: BTreeMap<String, ViewFile> = computed
+    let names = views::view_names(config.bucket_ms);
+    for name in &names {
+        let dir = tmp.join(name);
+        std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+    }
+    let built = build_dates(
+        config,
+        &dates,
+        previous.as_ref(),
+        boundary_ms,
+        version,
+        &tmp,
+    );
+    if built.is_err() {
+        // Nothing half-written stays behind (the next run would remove it).
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    let (coverage, computed, carried) = built?;
+    for name in &names {
+        manifest::sync_dir(&tmp.join(name))?;
+    }
+    let view_files: BTreeMap<String, ViewFile> = names
         .iter()
-        .map(|view| {
+        .map(|name| {
+            let rows = coverage
+                .values()
+                .map(|d| d.view_rows.get(*name).copied().unwrap_or(0))
+                .sum();
             let file = ViewFile {
-                path: format!("{directory}/{}.parquet", view.name),
-                rows: view.frame.height() as u64,
+                path: format!("{directory}/{name}"),
+                rows,
             };
-            (view.name.to_string(), file)
+            (name.to_string(), file)
         })
         .collect();
     manifest::seal(&config.views, &tmp, version)?;
     tracing::info!(
-        read_s,
-        views_s,
-        write_s = started.elapsed().as_secs_f64() - read_s - views_s,
-        tweets = tweets.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        dates_computed = computed,
+        dates_carried_over = carried,
         "views computed and written"
     );
 
@@ -145,13 +170,13 @@ pub fn run(config: &BatchConfig) -> Result<BatchOutcome> {
             });
         entry.last_offset = entry.last_offset.max(c.last);
     }
-    for n in &newest {
-        if let Some(p) = partitions.get_mut(&n.partition.to_string()) {
-            p.newest_event = tweetlambda_core::time::from_millis(n.newest_ms).map(format_rfc3339);
+    for (p, t) in &newest {
+        if let Some(c) = partitions.get_mut(&p.to_string()) {
+            c.newest_event = tweetlambda_core::time::from_millis(*t).map(format_rfc3339);
         }
     }
     let manifest = Manifest {
-        format: 1,
+        format: 2,
         version,
         directory,
         created_at: format_rfc3339(Utc::now()),
@@ -165,11 +190,14 @@ pub fn run(config: &BatchConfig) -> Result<BatchOutcome> {
         input: Coverage {
             topic: config.topic.clone(),
             commits: commits.len() as u64,
-            files: files.len() as u64,
+            files: dates.values().map(|d| d.paths.len() as u64).sum(),
             rows: commits.iter().map(|c| c.rows).sum(),
-            distinct_tweets: tweets.len() as u64,
-            tweets_from_boundary: from_boundary as u64,
+            distinct_tweets: coverage.values().map(|d| d.distinct_tweets).sum(),
+            tweets_from_boundary: coverage.values().map(|d| d.tweets_from_boundary).sum(),
             partitions,
+            dates: coverage,
+            dates_computed: computed,
+            dates_carried_over: carried,
         },
         views: view_files,
     };
@@ -180,6 +208,156 @@ pub fn run(config: &BatchConfig) -> Result<BatchOutcome> {
         pruned,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Computes or carries over the views of every date into `tmp`. Returns
+/// the dates' coverage and how many were computed and carried over.
+fn build_dates(
+    config: &BatchConfig,
+    dates: &BTreeMap<String, DateInput>,
+    previous: Option<&Manifest>,
+    boundary_ms: i64,
+    version: u64,
+    tmp: &Path,
+) -> Result<(BTreeMap<String, DateCoverage>, u64, u64)> {
+    // The version before, if its dates can be carried over.
+    let reusable =
+        previous.filter(|p| !config.force && p.format == 2 && p.bucket_ms == config.bucket_ms);
+    let names = views::view_names(config.bucket_ms);
+    let mut coverage: BTreeMap<String, DateCoverage> = BTreeMap::new();
+    let (mut computed, mut carried) = (0u64, 0u64);
+    for (date, input) in dates {
+        let cut_ms = cut(date, boundary_ms);
+        let before = reusable.and_then(|p| {
+            let d = p.input.dates.get(date)?;
+            let same = d.files == input.relative && d.cut_ms == cut_ms;
+            same.then_some((p, d))
+        });
+        if let Some((p, d)) = before {
+            if carry_over(&config.views, &p.directory, tmp, &names, date)? {
+                coverage.insert(date.clone(), d.clone());
+                carried += 1;
+                continue;
+            }
+        }
+        let started_date = Instant::now();
+        let tweets = Tweets::read(&input.paths, config.bucket_ms)?;
+        let from_boundary = tweets.count_from(boundary_ms)?;
+        let mut frames = tweets.views(boundary_ms)?;
+        write_date(tmp, date, &mut frames)?;
+        tracing::debug!(
+            date,
+            tweets = tweets.len(),
+            seconds = started_date.elapsed().as_secs_f64(),
+            "date computed"
+        );
+        coverage.insert(
+            date.clone(),
+            DateCoverage {
+                files: input.relative.clone(),
+                cut_ms,
+                distinct_tweets: tweets.len() as u64,
+                tweets_from_boundary: from_boundary as u64,
+                newest_ms: input
+                    .newest_ms
+                    .iter()
+                    .map(|(p, t)| (p.to_string(), *t))
+                    .collect(),
+                view_rows: frames
+                    .iter()
+                    .map(|v| (v.name.to_string(), v.frame.height() as u64))
+                    .collect(),
+                computed_in: version,
+            },
+        );
+        computed += 1;
+    }
+    Ok((coverage, computed, carried))
+}
+
+/// The committed files of one event date.
+struct DateInput {
+    /// Paths relative to the master dataset, as the commits list them (the
+    /// date's identity: files are immutable and named by offsets).
+    relative: Vec<String>,
+    /// The same, absolute, in commit order (partition, offset): the order
+    /// in which the first copy of a tweet is kept.
+    paths: Vec<PathBuf>,
+    /// Per partition: newest event time in the date's files.
+    newest_ms: BTreeMap<i32, i64>,
+}
+
+/// The group a file belongs to: its `date=` directory, or `all` when
+/// buckets may straddle midnight.
+fn date_of(relative: &str, bucket_ms: i64) -> String {
+    if DAY_MS % bucket_ms != 0 {
+        return "all".to_string();
+    }
+    relative
+        .strip_prefix("date=")
+        .and_then(|r| r.split('/').next())
+        .filter(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok())
+        .map_or_else(|| "all".to_string(), str::to_string)
+}
+
+/// Where the views of `date` stop: B, within the date's span.
+fn cut(date: &str, boundary_ms: i64) -> i64 {
+    match NaiveDate::parse_from_str(date, "%Y-%m-%d") {
+        Ok(d) => {
+            let start = d
+                .and_hms_opt(0, 0, 0)
+                .map_or(i64::MIN, |t| t.and_utc().timestamp_millis());
+            boundary_ms.clamp(start, start.saturating_add(DAY_MS))
+        }
+        Err(_) => boundary_ms,
+    }
+}
+
+/// Links the files of `date` of every view from the version in `previous`
+/// into `tmp`. False (and nothing linked) if one of them is missing.
+fn carry_over(
+    views_dir: &Path,
+    previous: &str,
+    tmp: &Path,
+    names: &[&str],
+    date: &str,
+) -> Result<bool> {
+    let from = |name: &str| {
+        views_dir
+            .join(previous)
+            .join(name)
+            .join(format!("{date}.parquet"))
+    };
+    if !names.iter().all(|name| from(name).is_file()) {
+        return Ok(false);
+    }
+    for name in names {
+        let to = tmp.join(name).join(format!("{date}.parquet"));
+        std::fs::hard_link(from(name), &to).map_err(Error::io(&to))?;
+    }
+    Ok(true)
+}
+
+/// Writes the views of one date, one writer thread per view (Parquet
+/// encoding is the slow part).
+fn write_date(tmp: &Path, date: &str, frames: &mut [views::View]) -> Result<()> {
+    let written: Vec<Result<()>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = frames
+            .iter_mut()
+            .map(|view| {
+                let path = tmp.join(view.name).join(format!("{date}.parquet"));
+                scope.spawn(move || views::write_view(&path, &mut view.frame))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Polars("a view writer panicked".into())))
+            })
+            .collect()
+    });
+    written.into_iter().collect::<Result<Vec<()>>>().map(|_| ())
 }
 
 /// B, from the newest event time of each partition (see the module
@@ -219,10 +397,13 @@ fn unchanged(previous: &Manifest, config: &BatchConfig, commits: &[Commit]) -> b
         && previous.complete == config.complete
 }
 
-/// The files the commits list; each must exist and have a readable Parquet
-/// footer, or the run stops naming it.
-fn committed_files(config: &BatchConfig, commits: &[Commit]) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
+/// The files the commits list, by event date; each must exist and have a
+/// readable Parquet footer, or the run stops naming it. The newest event
+/// time per partition comes from the footers' statistics (the archive
+/// writes them), or from reading the column when a file has none.
+fn dated_files(config: &BatchConfig, commits: &[Commit]) -> Result<BTreeMap<String, DateInput>> {
+    use parquet::file::reader::FileReader;
+    let mut dates: BTreeMap<String, DateInput> = BTreeMap::new();
     for commit in commits {
         for relative in &commit.files {
             let path = config.master.join(relative);
@@ -236,12 +417,50 @@ fn committed_files(config: &BatchConfig, commits: &[Commit]) -> Result<Vec<PathB
                     commit.last
                 ))
             })?;
-            parquet::file::reader::SerializedFileReader::new(file)
+            let reader = parquet::file::serialized_reader::SerializedFileReader::new(file)
                 .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
-            files.push(path);
+            let newest = match newest_from_statistics(reader.metadata()) {
+                Some(t) => Some(t),
+                None => views::newest_event_ms(&path)?,
+            };
+            let input = dates
+                .entry(date_of(relative, config.bucket_ms))
+                .or_insert_with(|| DateInput {
+                    relative: Vec::new(),
+                    paths: Vec::new(),
+                    newest_ms: BTreeMap::new(),
+                });
+            input.relative.push(relative.clone());
+            input.paths.push(path);
+            if let Some(t) = newest {
+                let slot = input.newest_ms.entry(commit.partition).or_insert(t);
+                *slot = (*slot).max(t);
+            }
         }
     }
-    Ok(files)
+    Ok(dates)
+}
+
+/// The largest `created_at` of a file by its row groups' statistics; `None`
+/// if a row group has none (then the column must be read).
+fn newest_from_statistics(meta: &parquet::file::metadata::ParquetMetaData) -> Option<i64> {
+    use parquet::file::statistics::Statistics;
+    let mut newest: Option<i64> = None;
+    for group in meta.row_groups() {
+        if group.num_rows() == 0 {
+            continue;
+        }
+        let column = group
+            .columns()
+            .iter()
+            .find(|c| c.column_path().string() == "created_at")?;
+        let Some(Statistics::Int64(s)) = column.statistics() else {
+            return None;
+        };
+        let max = *s.max_opt()?;
+        newest = Some(newest.map_or(max, |n| n.max(max)));
+    }
+    newest
 }
 
 fn next_version(views: &std::path::Path, previous: Option<&Manifest>) -> Result<u64> {

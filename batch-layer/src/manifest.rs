@@ -3,7 +3,11 @@
 //!
 //! ```text
 //! VIEWS/manifest.json          the version to serve (replaced atomically)
-//! VIEWS/v000004/…parquet       a complete version, never modified
+//! VIEWS/v000004/VIEW/DATE.parquet
+//!                              a complete version, never modified: one
+//!                              directory per view, one file per event date
+//!                              (hard links to the previous version's file
+//!                              where that date did not change)
 //! VIEWS/v000003/…parquet       older versions, kept up to --keep
 //! VIEWS/.tmp-v000005/          a run in progress (removed if it crashed)
 //! VIEWS/.batch.lock            held by the run in progress
@@ -30,7 +34,8 @@ const TMP_PREFIX: &str = ".tmp-";
 /// The manifest of a published version (schema documented in the README).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
-    /// Format of this file; 1.
+    /// Format of this file: 2 (a view is a directory of per-date files;
+    /// in format 1 it was one file).
     pub format: u32,
     /// Version number, increasing by one per published run.
     pub version: u64,
@@ -73,6 +78,37 @@ pub struct Coverage {
     pub tweets_from_boundary: u64,
     /// Per partition of the topic: offsets archived and newest event time.
     pub partitions: BTreeMap<String, PartitionCoverage>,
+    /// Per event date (`YYYY-MM-DD`, or `all` when the bucket size does not
+    /// divide a day): what its views were computed from. The next run
+    /// recomputes only the dates whose input files or cut changed.
+    #[serde(default)]
+    pub dates: BTreeMap<String, DateCoverage>,
+    /// Dates this run computed.
+    #[serde(default)]
+    pub dates_computed: u64,
+    /// Dates this run carried over from the version before (hard links).
+    #[serde(default)]
+    pub dates_carried_over: u64,
+}
+
+/// What the views of one event date were computed from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DateCoverage {
+    /// The master dataset's files of that date, relative to its root.
+    pub files: Vec<String>,
+    /// The date's views hold its buckets before this time (ms): B, or the
+    /// date's end when B is later, or its start when B is earlier.
+    pub cut_ms: i64,
+    /// Distinct tweets of the date.
+    pub distinct_tweets: u64,
+    /// Of those, in buckets at or after B.
+    pub tweets_from_boundary: u64,
+    /// Per Kafka partition: newest event time of the date's rows (ms).
+    pub newest_ms: BTreeMap<String, i64>,
+    /// Rows of each view's file of this date.
+    pub view_rows: BTreeMap<String, u64>,
+    /// The version whose run computed these files.
+    pub computed_in: u64,
 }
 
 /// What a version holds of one partition.
@@ -84,13 +120,33 @@ pub struct PartitionCoverage {
     pub newest_event: Option<String>,
 }
 
-/// One view file of a version.
+/// One view of a version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ViewFile {
-    /// Path relative to the views directory.
+    /// Path relative to the views directory: a directory of Parquet files,
+    /// one per date (format 2), or one Parquet file (format 1).
     pub path: String,
-    /// Rows in the file.
+    /// Rows in all its files.
     pub rows: u64,
+}
+
+impl ViewFile {
+    /// The Parquet files of the view, given the views directory, sorted.
+    pub fn files(&self, views: &Path) -> Result<Vec<PathBuf>> {
+        let path = views.join(&self.path);
+        if !path.is_dir() {
+            return Ok(vec![path]);
+        }
+        let mut files = Vec::new();
+        for entry in fs::read_dir(&path).map_err(Error::io(&path))? {
+            let file = entry.map_err(Error::io(&path))?.path();
+            if file.extension().is_some_and(|e| e == "parquet") {
+                files.push(file);
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
 }
 
 /// Reads the manifest; `None` if no version was published yet.

@@ -34,15 +34,6 @@ pub struct Tweets {
     bucket_ms: i64,
 }
 
-/// Per Kafka partition: newest event time archived, in ms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartitionNewest {
-    /// Kafka partition of the tweets topic.
-    pub partition: i32,
-    /// Newest event time among its archived tweets.
-    pub newest_ms: i64,
-}
-
 /// A computed view, ready to be written.
 pub struct View {
     /// File stem (`hashtag_counts`, …).
@@ -71,6 +62,33 @@ fn scan(files: &[PathBuf]) -> PolarsResult<LazyFrame> {
             .collect(),
     );
     LazyFrame::scan_parquet_sources(sources, args)
+}
+
+/// The names of the views computed for a bucket size: the hashtag
+/// rollups exist when the bucket size divides an hour.
+pub fn view_names(bucket_ms: i64) -> Vec<&'static str> {
+    let mut names = vec!["hashtag_counts", "tweet_scores"];
+    if HOUR_MS % bucket_ms == 0 {
+        names.extend(["hashtag_counts_hour", "hashtag_counts_day"]);
+    }
+    names
+}
+
+/// The newest event time of one master-dataset file, read from its
+/// `created_at` column (for files whose footer has no statistics).
+pub fn newest_event_ms(file: &Path) -> Result<Option<i64>> {
+    let context = file.display().to_string();
+    let df = scan(&[file.to_path_buf()])
+        .and_then(|lf| {
+            lf.select([col("created_at").cast(DataType::Int64).max()])
+                .collect()
+        })
+        .map_err(|e| Error::Corrupt(format!("{context}: {e}")))?;
+    let value = df
+        .column("created_at")
+        .and_then(|c| c.i64().map(|c| c.get(0)))
+        .map_err(|e| Error::Corrupt(format!("{context}: {e}")))?;
+    Ok(value)
 }
 
 fn bucket_of(t: Expr, size_ms: i64) -> Expr {
@@ -113,13 +131,15 @@ impl Tweets {
             .otherwise(counts);
         Ok(scan(files)?
             .select([
-                col("tweet_id"),
+                // Ids are canonical decimal u64 (the admission rule): an
+                // integer key groups and deduplicates faster than text.
+                col("tweet_id").strict_cast(DataType::UInt64),
                 col("created_at").cast(DataType::Int64).alias("t"),
                 col("text"),
                 col("hashtags"),
                 col("retweet_count"),
                 col("favorite_count"),
-                col("retweet_of"),
+                col("retweet_of").strict_cast(DataType::UInt64),
                 col("kafka_partition"),
             ])
             // The first copy of each tweet, in file and offset order.
@@ -144,37 +164,6 @@ impl Tweets {
     /// True when there is no tweet.
     pub fn is_empty(&self) -> bool {
         self.frame.height() == 0
-    }
-
-    /// Newest event time per Kafka partition, by partition.
-    pub fn newest_per_partition(&self) -> Result<Vec<PartitionNewest>> {
-        let df = self
-            .frame
-            .clone()
-            .lazy()
-            .group_by([col("kafka_partition")])
-            .agg([col("t").max().alias("newest")])
-            .sort(["kafka_partition"], SortMultipleOptions::default())
-            .collect()
-            .map_err(polars_error("newest event per partition"))?;
-        let partitions = df
-            .column("kafka_partition")
-            .and_then(|c| c.i32())
-            .map_err(polars_error("newest event per partition"))?;
-        let newest = df
-            .column("newest")
-            .and_then(|c| c.i64())
-            .map_err(polars_error("newest event per partition"))?;
-        Ok(partitions
-            .iter()
-            .zip(newest.iter())
-            .filter_map(|(p, t)| {
-                Some(PartitionNewest {
-                    partition: p?,
-                    newest_ms: t?,
-                })
-            })
-            .collect())
     }
 
     /// Tweets whose bucket starts at or after `boundary_ms` (left for the
@@ -220,34 +209,55 @@ impl Tweets {
             .collect()
             .map_err(polars_error("hashtag_counts"))?;
         tracing::debug!(seconds = t0.elapsed().as_secs_f64(), "hashtag_counts");
+        // A tweet's own row: one per tweet (they are distinct by now), in
+        // the bucket of its creation, with its score and text.
         let own =
             before
                 .clone()
                 .select([col("bucket"), col("tweet_id"), col("score"), col("text")]);
         // Each retweet adds 1 to the retweeted tweet, in the retweet's
         // bucket, with the original's text that the retweet carries
-        // (`retweeted_text` of tweetlambda-core).
-        let retweets = before.filter(col("retweet_of").is_not_null()).select([
-            col("bucket"),
-            col("retweet_of").alias("tweet_id"),
-            lit(1i64).cast(DataType::Int64).alias("score"),
-            col("text")
-                .str()
-                .extract(lit(r"(?s)^RT @.*?: (.*)$"), 1)
-                .fill_null(lit(""))
-                .alias("text"),
-        ]);
-        let scores = sum_scores(
-            concat([own, retweets], UnionArgs::default()).map_err(polars_error("tweet_scores"))?,
-        )
-        .collect()
-        .map_err(polars_error("tweet_scores"))?;
+        // (`retweeted_text` of tweetlambda-core), extracted once per group.
+        let retweets = before
+            .filter(col("retweet_of").is_not_null())
+            .group_by([col("bucket"), col("retweet_of").alias("tweet_id")])
+            .agg([
+                len().cast(DataType::Int64).alias("retweets"),
+                col("text").first().alias("retweet_text"),
+            ]);
+        // Own rows and retweet groups meet on (bucket, tweet): the text is
+        // the tweet's own where the bucket has it.
+        let scores = own
+            .join(
+                retweets,
+                [col("bucket"), col("tweet_id")],
+                [col("bucket"), col("tweet_id")],
+                JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
+            )
+            .select([
+                col("bucket"),
+                col("tweet_id"),
+                (col("score").fill_null(lit(0i64)) + col("retweets").fill_null(lit(0i64)))
+                    .alias("score"),
+                when(col("text").is_not_null())
+                    .then(col("text"))
+                    .otherwise(
+                        col("retweet_text")
+                            .str()
+                            .extract(lit(r"(?s)^RT @.*?: (.*)$"), 1)
+                            .fill_null(lit("")),
+                    )
+                    .alias("text"),
+            ])
+            .collect()
+            .map_err(polars_error("tweet_scores"))?;
         tracing::debug!(seconds = t0.elapsed().as_secs_f64(), "tweet_scores");
 
         let mut views = Vec::new();
         // Hashtags roll up by hour and day; tweet scores do not: nearly every
         // tweet lives in one minute, so a rollup would be as large as the
         // minute view and save a reader nothing.
+        // (`view_names` lists the same views.)
         let rollups: &[(&'static str, i64)] = if HOUR_MS % self.bucket_ms == 0 {
             &[
                 ("hashtag_counts_hour", HOUR_MS),
@@ -288,15 +298,6 @@ impl Tweets {
     }
 }
 
-/// Sums scores per (bucket, tweet), keeping the first text (the tweet's own,
-/// which comes first, when the bucket has it).
-fn sum_scores(rows: LazyFrame) -> LazyFrame {
-    rows.group_by([col("bucket"), col("tweet_id")]).agg([
-        col("score").sum().alias("score"),
-        col("text").first().alias("text"),
-    ])
-}
-
 /// Orders a hashtag view (bucket, count descending, hashtag) and gives
 /// `bucket_start` its timestamp type.
 fn finish_hashtags(rows: LazyFrame) -> PolarsResult<DataFrame> {
@@ -335,19 +336,23 @@ pub fn write_view(path: &Path, frame: &mut DataFrame) -> Result<()> {
     Ok(())
 }
 
-/// The top `n` hashtags of a hashtag view file, over all its buckets,
+/// The top `n` hashtags of a hashtag view's files, over all its buckets,
 /// ranked by the product's one ranking ([`tweetlambda_core::rank::top_n`]).
-pub fn top_hashtags(path: &Path, n: usize) -> Result<Vec<(String, i64)>> {
-    let context = path.display().to_string();
-    let df = LazyFrame::scan_parquet(
-        PlRefPath::new(path.to_string_lossy().into_owned()),
-        ScanArgsParquet::default(),
-    )
-    .map_err(polars_error(&context))?
-    .group_by([col("hashtag")])
-    .agg([col("count").sum().alias("count")])
-    .collect()
-    .map_err(polars_error(&context))?;
+pub fn top_hashtags(files: &[PathBuf], n: usize) -> Result<Vec<(String, i64)>> {
+    let context = files
+        .first()
+        .and_then(|f| f.parent())
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let df = scan(files)
+        .map_err(polars_error(&context))?
+        .group_by([col("hashtag")])
+        .agg([col("count").sum().alias("count")])
+        .collect()
+        .map_err(polars_error(&context))?;
     let tags = df
         .column("hashtag")
         .and_then(|c| c.str())

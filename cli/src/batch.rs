@@ -92,8 +92,10 @@ pub async fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
         } => {
             let rows = |v: &str| m.views.get(v).map_or(0, |f| f.rows);
             println!(
-                "batch: published version {} in {seconds:.2} s: boundary {}, {} distinct tweets ({} at or after the boundary left for a later run), hashtag_counts {} rows, tweet_scores {} rows; versions removed: {pruned:?}",
+                "batch: published version {} in {seconds:.2} s: {} dates computed, {} carried over; boundary {}, {} distinct tweets ({} at or after the boundary left for a later run), hashtag_counts {} rows, tweet_scores {} rows; versions removed: {pruned:?}",
                 m.version,
+                m.input.dates_computed,
+                m.input.dates_carried_over,
                 m.boundary,
                 m.input.distinct_tweets,
                 m.input.tweets_from_boundary,
@@ -105,7 +107,7 @@ pub async fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
     };
     if show_top > 0 {
         if let Some(file) = manifest.views.get("hashtag_counts") {
-            let top = tweetlambda_batch::views::top_hashtags(&views.join(&file.path), show_top)?;
+            let top = tweetlambda_batch::views::top_hashtags(&file.files(&views)?, show_top)?;
             println!(
                 "top hashtags of the batch views (buckets before {}):",
                 manifest.boundary

@@ -46,6 +46,11 @@ pub struct GenerateArgs {
     /// Random seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Id of the first tweet (`--master` only): a second run into the same
+    /// master dataset starts after the first one's ids, so that it adds
+    /// new tweets (one more day, say) instead of duplicates.
+    #[arg(long, default_value_t = 1, requires = "master", value_parser = clap::value_parser!(i64).range(1..))]
+    first_id: i64,
 }
 
 pub async fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
@@ -59,7 +64,7 @@ pub async fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         seed: a.seed,
     };
     if let Some(master) = a.master {
-        let tweets = generate::Synthetic::new(&shape, 1)?;
+        let tweets = generate::Synthetic::new(&shape, a.first_id)?;
         let mut failure = None;
         let events = tweets.map_while(|t| match t {
             Ok(t) => Some(t.event()),

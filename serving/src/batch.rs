@@ -2,16 +2,44 @@
 //!
 //! Hashtag counts are held at three levels (minute, hour, day); a range is
 //! summed from the largest periods that fit in it, so that 30 days read
-//! about thirty day rows per hashtag instead of 43,200 minute rows. Tweet
-//! scores are held per minute (the batch layer has no tweet rollups).
+//! about thirty day rows per hashtag instead of 43,200 minute rows.
+//!
+//! Tweet scores cannot be ranked that way: a top-N over a range needs each
+//! tweet's sum over the range, and a month holds millions of tweets. Built
+//! at load time from the `tweet_scores` rows, they are held
+//!
+//! - per tweet, as its buckets and running sums, which give the exact sum
+//!   of any range for one tweet in two binary searches;
+//! - as one list of every tweet by its total over all buckets, descending.
+//!   A tweet's sum over any range is at most its total, so
+//!   [`BatchView::top_tweets`] reads that list from the top, sums each tweet
+//!   over the range, and stops as soon as the next total is below the N-th
+//!   best sum: no tweet further down can enter the top N (a threshold
+//!   algorithm with one sorted list);
+//! - by day, hour and bucket, for ranges with few rows, which are summed in
+//!   full (reading the list by total would go deep for them), and as the
+//!   fallback when the list goes deeper than the range has rows.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 use tweetlambda_batch::manifest::{self, Manifest};
 
 use crate::error::{Error, Result};
+
+/// Ranges with fewer tweet rows than this are summed in full.
+const SUM_IN_FULL_BELOW_ROWS: usize = 20_000;
+
+/// How a top-tweets answer was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Every row of the range summed.
+    Summed,
+    /// The list by total read down to `read` tweets.
+    ByTotal { read: usize },
+}
 
 /// Rows of one level: bucket start → (key, value) rows.
 #[derive(Debug, Default, Clone)]
@@ -45,8 +73,27 @@ pub struct BatchView {
     /// Tweet ids by dense index (sums go into arrays, not hash maps).
     tweet_ids: Vec<u64>,
     tweet_index: HashMap<u64, u32>,
-    tweets: Level<u32>,
+    /// Tweet scores by day, hour and bucket (the last).
+    tweet_levels: Vec<Level<u32>>,
+    /// Each tweet's buckets and running sums.
+    postings: Postings,
+    /// Tweet indexes by total score over all buckets, descending.
+    by_total: Vec<u32>,
+    /// False when a row's score is negative or a tweet's sum reaches
+    /// `i64::MAX` (hand-made views): the threshold algorithm's bound needs
+    /// non-negative scores and exact running sums, so every tweet is summed.
+    threshold_ok: bool,
     texts: HashMap<u64, String>,
+}
+
+/// Per tweet index `i`: its rows are `offsets[i]..offsets[i + 1]` of
+/// `buckets` (ascending) and `sums` (the tweet's running sum up to and
+/// including that row).
+#[derive(Debug, Default, Clone)]
+struct Postings {
+    offsets: Vec<u32>,
+    buckets: Vec<i64>,
+    sums: Vec<i64>,
 }
 
 impl BatchView {
@@ -56,11 +103,12 @@ impl BatchView {
         let Some(m) = manifest::read(views).map_err(|e| Error::Batch(e.to_string()))? else {
             return Ok(None);
         };
-        let file = |name: &str| -> Result<std::path::PathBuf> {
+        let file = |name: &str| -> Result<Vec<PathBuf>> {
             m.views
                 .get(name)
-                .map(|f| views.join(&f.path))
-                .ok_or_else(|| Error::Batch(format!("the manifest names no {name} view")))
+                .ok_or_else(|| Error::Batch(format!("the manifest names no {name} view")))?
+                .files(views)
+                .map_err(|e| Error::Batch(e.to_string()))
         };
         let mut view = BatchView {
             version: m.version,
@@ -98,12 +146,19 @@ impl BatchView {
 
     fn read_hashtags(
         &mut self,
-        path: &Path,
+        path: &[PathBuf],
         size_ms: i64,
         ids: &mut HashMap<String, u32>,
     ) -> Result<Level<u32>> {
+        if path.is_empty() {
+            // A version of a dataset without rows.
+            return Ok(Level {
+                size_ms,
+                buckets: BTreeMap::new(),
+            });
+        }
         let df = read(path, &["bucket_start", "hashtag", "count"])?;
-        let context = |e: PolarsError| Error::Batch(format!("{}: {e}", path.display()));
+        let context = |e: PolarsError| Error::Batch(format!("{}: {e}", describe(path)));
         let buckets = df.column("bucket_start").map_err(context)?;
         let buckets = buckets.i64().map_err(context)?;
         let tags = df
@@ -138,9 +193,16 @@ impl BatchView {
         Ok(level)
     }
 
-    fn read_tweets(&mut self, path: &Path) -> Result<()> {
+    fn read_tweets(&mut self, path: &[PathBuf]) -> Result<()> {
+        if path.is_empty() {
+            self.index_tweets(Level {
+                size_ms: self.bucket_ms,
+                buckets: BTreeMap::new(),
+            });
+            return Ok(());
+        }
         let df = read(path, &["bucket_start", "tweet_id", "score", "text"])?;
-        let context = |e: PolarsError| Error::Batch(format!("{}: {e}", path.display()));
+        let context = |e: PolarsError| Error::Batch(format!("{}: {e}", describe(path)));
         let buckets = df.column("bucket_start").map_err(context)?;
         let buckets = buckets.i64().map_err(context)?;
         let ids = df
@@ -154,7 +216,10 @@ impl BatchView {
             .i64()
             .map_err(context)?;
         let texts = df.column("text").map_err(context)?.str().map_err(context)?;
-        self.tweets.size_ms = self.bucket_ms;
+        let mut bucket_level = Level {
+            size_ms: self.bucket_ms,
+            buckets: BTreeMap::new(),
+        };
         for (((b, id), s), text) in buckets
             .iter()
             .zip(ids.iter())
@@ -174,12 +239,270 @@ impl BatchView {
                     i
                 }
             };
-            self.tweets.buckets.entry(b).or_default().push((index, s));
+            bucket_level.buckets.entry(b).or_default().push((index, s));
             if let Some(text) = text.filter(|t| !t.is_empty()) {
                 self.texts.entry(id).or_insert_with(|| text.to_string());
             }
         }
+        self.index_tweets(bucket_level);
         Ok(())
+    }
+
+    /// Builds the tweet lists and postings from the bucket rows.
+    fn index_tweets(&mut self, mut bucket_level: Level<u32>) {
+        let tweets = self.tweet_ids.len();
+        let mut ok = true;
+        // Postings, in two passes over the rows (counts, then fill): the
+        // rows come in bucket order, so each tweet's buckets ascend.
+        let mut offsets = vec![0u32; tweets + 1];
+        for rows in bucket_level.buckets.values() {
+            for (i, s) in rows {
+                offsets[*i as usize + 1] += 1;
+                ok &= *s >= 0;
+            }
+        }
+        for i in 0..tweets {
+            offsets[i + 1] += offsets[i];
+        }
+        let total = offsets[tweets] as usize;
+        let mut next: Vec<u32> = offsets[..tweets].to_vec();
+        let mut buckets = vec![0i64; total];
+        let mut scores = vec![0i64; total];
+        for (b, rows) in &bucket_level.buckets {
+            for (i, s) in rows {
+                let at = next[*i as usize] as usize;
+                next[*i as usize] += 1;
+                buckets[at] = *b;
+                scores[at] = *s;
+            }
+        }
+        for i in 0..tweets {
+            let mut sum = 0i64;
+            for score in &mut scores[offsets[i] as usize..offsets[i + 1] as usize] {
+                sum = sum.saturating_add(*score);
+                ok &= sum < i64::MAX;
+                *score = sum;
+            }
+        }
+        self.postings = Postings {
+            offsets,
+            buckets,
+            sums: scores,
+        };
+        // Day and hour lists from the postings (rows of score 0 cannot move
+        // a sum and are left out of them).
+        let mut levels = Vec::new();
+        for size_ms in [
+            tweetlambda_batch::views::DAY_MS,
+            tweetlambda_batch::views::HOUR_MS,
+        ] {
+            if size_ms <= self.bucket_ms {
+                continue;
+            }
+            let mut level = Level {
+                size_ms,
+                buckets: BTreeMap::new(),
+            };
+            for i in 0..tweets {
+                let rows = self.postings.offsets[i] as usize..self.postings.offsets[i + 1] as usize;
+                let mut period = None;
+                let mut before = 0i64;
+                for at in rows.clone() {
+                    let start =
+                        self.postings.buckets[at] - self.postings.buckets[at].rem_euclid(size_ms);
+                    if period != Some(start) {
+                        if let Some(p) = period {
+                            let sum = self.postings.sums[at - 1] - before;
+                            if sum != 0 {
+                                level
+                                    .buckets
+                                    .entry(p)
+                                    .or_insert_with(Vec::new)
+                                    .push((i as u32, sum));
+                            }
+                            before = self.postings.sums[at - 1];
+                        }
+                        period = Some(start);
+                    }
+                }
+                if let (Some(p), Some(last)) = (period, rows.last()) {
+                    let sum = self.postings.sums[last] - before;
+                    if sum != 0 {
+                        level
+                            .buckets
+                            .entry(p)
+                            .or_insert_with(Vec::new)
+                            .push((i as u32, sum));
+                    }
+                }
+            }
+            levels.push(level);
+        }
+        levels.push(std::mem::take(&mut bucket_level));
+        self.tweet_levels = levels;
+        let mut by_total: Vec<u32> = (0..tweets as u32).collect();
+        by_total.sort_unstable_by_key(|i| (Reverse(self.tweet_total(*i as usize)), *i));
+        self.by_total = by_total;
+        self.threshold_ok = ok;
+    }
+
+    /// A tweet's sum over all its buckets.
+    fn tweet_total(&self, index: usize) -> i64 {
+        let p = &self.postings;
+        match (p.offsets.get(index), p.offsets.get(index + 1)) {
+            (Some(start), Some(end)) if end > start => p.sums[*end as usize - 1],
+            _ => 0,
+        }
+    }
+
+    /// The exact sum of one tweet's scores over `[from, to)` before B.
+    fn tweet_sum(&self, index: usize, from: i64, to: i64) -> i64 {
+        let p = &self.postings;
+        let (Some(start), Some(end)) = (p.offsets.get(index), p.offsets.get(index + 1)) else {
+            return 0;
+        };
+        let (start, end) = (*start as usize, *end as usize);
+        let buckets = &p.buckets[start..end];
+        let to = to.min(self.boundary_ms);
+        // Running sum of the rows before position k (k rows in).
+        let before = |k: usize| if k == 0 { 0 } else { p.sums[start + k - 1] };
+        let lo = buckets.partition_point(|b| *b < from);
+        let hi = buckets.partition_point(|b| *b < to);
+        if hi <= lo {
+            return 0;
+        }
+        before(hi) - before(lo)
+    }
+
+    /// The `n` best tweets over `[from, to)` before B, by score summed with
+    /// `extra` (scores from after B, by tweet id), ranked by the product's
+    /// rule; tweets whose sum is zero are left out. Exact: the same list as
+    /// summing every tweet ([`BatchView::top_tweets_by_summing_all`]).
+    pub fn top_tweets(
+        &self,
+        from: i64,
+        to: i64,
+        n: usize,
+        extra: &HashMap<u64, i64>,
+    ) -> Vec<(u64, i64)> {
+        self.top_tweets_reading(from, to, n, extra, SUM_IN_FULL_BELOW_ROWS)
+            .0
+    }
+
+    /// [`BatchView::top_tweets`], summing the range's rows in full when it
+    /// has fewer than `full_below` rows; also says how it was answered.
+    fn top_tweets_reading(
+        &self,
+        from: i64,
+        to: i64,
+        n: usize,
+        extra: &HashMap<u64, i64>,
+        full_below: usize,
+    ) -> (Vec<(u64, i64)>, Reading) {
+        if n == 0 {
+            return (Vec::new(), Reading::Summed);
+        }
+        let mut lists: Vec<&[(u32, i64)]> = Vec::new();
+        visit(&self.tweet_levels, self.boundary_ms, from, to, |rows| {
+            lists.push(rows)
+        });
+        let rows: usize = lists.iter().map(|l| l.len()).sum();
+        if !self.threshold_ok || rows < full_below {
+            return (self.sum_lists(&lists, n, extra), Reading::Summed);
+        }
+        // Every tweet of `extra` is a candidate with its exact total.
+        let mut totals: Vec<(u64, i64)> = Vec::with_capacity(extra.len() + 4 * n);
+        for (id, s) in extra {
+            let before_b = self
+                .tweet_index(*id)
+                .map_or(0, |i| self.tweet_sum(i, from, to));
+            totals.push((*id, s.saturating_add(before_b)));
+        }
+        // The n best sums so far (a min-heap).
+        let mut best: BinaryHeap<Reverse<i64>> = BinaryHeap::with_capacity(n + 1);
+        let keep = |best: &mut BinaryHeap<Reverse<i64>>, total: i64| {
+            if best.len() < n {
+                best.push(Reverse(total));
+            } else if best.peek().is_some_and(|Reverse(worst)| total > *worst) {
+                best.pop();
+                best.push(Reverse(total));
+            }
+        };
+        for (_, total) in &totals {
+            keep(&mut best, *total);
+        }
+        let mut read = 0;
+        for i in &self.by_total {
+            // Strictly below: a tweet whose sum equals the N-th best could
+            // still win the tie by its smaller id.
+            let bound = self.tweet_total(*i as usize);
+            if bound <= 0 || (best.len() == n && best.peek().is_some_and(|Reverse(w)| bound < *w)) {
+                break;
+            }
+            if read > rows {
+                // Deeper than the range has rows: summing them costs less.
+                return (self.sum_lists(&lists, n, extra), Reading::Summed);
+            }
+            read += 1;
+            let id = self.tweet_id(*i as usize);
+            if !extra.contains_key(&id) {
+                let sum = self.tweet_sum(*i as usize, from, to);
+                if sum > 0 {
+                    totals.push((id, sum));
+                    keep(&mut best, sum);
+                }
+            }
+        }
+        let top = tweetlambda_core::rank::top_n(totals.into_iter().filter(|(_, s)| *s > 0), n);
+        (top, Reading::ByTotal { read })
+    }
+
+    /// Sums the rows of `lists` by tweet, adds `extra` and ranks.
+    fn sum_lists(
+        &self,
+        lists: &[&[(u32, i64)]],
+        n: usize,
+        extra: &HashMap<u64, i64>,
+    ) -> Vec<(u64, i64)> {
+        let mut sums: HashMap<u64, i64> = extra.clone();
+        for rows in lists {
+            for (i, s) in rows.iter() {
+                let sum = sums.entry(self.tweet_id(*i as usize)).or_default();
+                *sum = sum.saturating_add(*s);
+            }
+        }
+        tweetlambda_core::rank::top_n(sums.into_iter().filter(|(_, s)| *s > 0), n)
+    }
+
+    /// [`BatchView::top_tweets`] by summing every tweet of the range: the
+    /// reference the threshold algorithm is tested against, and the way
+    /// for views it cannot read.
+    pub fn top_tweets_by_summing_all(
+        &self,
+        from: i64,
+        to: i64,
+        n: usize,
+        extra: &HashMap<u64, i64>,
+    ) -> Vec<(u64, i64)> {
+        let mut sums = vec![0i64; self.tweet_count()];
+        self.sum_tweets(from, to, |i, s| {
+            if let Some(sum) = sums.get_mut(i) {
+                *sum = sum.saturating_add(s);
+            }
+        });
+        let mut others: Vec<(u64, i64)> = Vec::new();
+        for (id, s) in extra {
+            match self.tweet_index(*id) {
+                Some(i) if i < sums.len() => sums[i] = sums[i].saturating_add(*s),
+                _ => others.push((*id, *s)),
+            }
+        }
+        let all = sums
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (self.tweet_id(i), *s))
+            .chain(others);
+        tweetlambda_core::rank::top_n(all.filter(|(_, s)| *s > 0), n)
     }
 
     /// Calls `f` with every (hashtag, count) row that makes up `[from, to)`
@@ -221,8 +544,11 @@ impl BatchView {
     /// Calls `f` with every (tweet index, score) row of `[from, to)` before
     /// B (see [`BatchView::tweet_id`]).
     pub fn sum_tweets(&self, from: i64, to: i64, mut f: impl FnMut(usize, i64)) {
+        let Some(level) = self.tweet_levels.last() else {
+            return;
+        };
         visit(
-            std::slice::from_ref(&self.tweets),
+            std::slice::from_ref(level),
             self.boundary_ms,
             from,
             to,
@@ -258,12 +584,12 @@ impl BatchView {
 /// Walks `[from, min(to, B))` with the largest level whose period starts at
 /// the cursor and fits. A rollup row sums only the buckets before B, so a
 /// period that reaches past B fits as long as B does not pass `to`.
-fn visit<K>(
-    levels: &[Level<K>],
+fn visit<'a, K>(
+    levels: &'a [Level<K>],
     boundary: i64,
     from: i64,
     to: i64,
-    mut f: impl FnMut(&[(K, i64)]),
+    mut f: impl FnMut(&'a [(K, i64)]),
 ) {
     let Some(base) = levels.last() else {
         return;
@@ -282,8 +608,19 @@ fn visit<K>(
     }
 }
 
-fn read(path: &Path, columns: &[&str]) -> Result<DataFrame> {
-    let context = |e: PolarsError| Error::Batch(format!("{}: {e}", path.display()));
+/// Names the files of a view in an error: the directory (or file).
+fn describe(files: &[PathBuf]) -> String {
+    match files {
+        [one] => one.display().to_string(),
+        _ => files
+            .first()
+            .and_then(|f| f.parent())
+            .map_or_else(|| "(no file)".to_string(), |d| d.display().to_string()),
+    }
+}
+
+fn read(files: &[PathBuf], columns: &[&str]) -> Result<DataFrame> {
+    let context = |e: PolarsError| Error::Batch(format!("{}: {e}", describe(files)));
     let select: Vec<Expr> = columns
         .iter()
         .map(|c| {
@@ -294,14 +631,25 @@ fn read(path: &Path, columns: &[&str]) -> Result<DataFrame> {
             }
         })
         .collect();
-    LazyFrame::scan_parquet(
-        PlRefPath::new(path.to_string_lossy().into_owned()),
-        ScanArgsParquet::default(),
-    )
-    .map_err(context)?
-    .select(select)
-    .collect()
-    .map_err(context)
+    let sources = ScanSources::Paths(
+        files
+            .iter()
+            .map(|p| PlRefPath::new(p.to_string_lossy().into_owned()))
+            .collect(),
+    );
+    let args = ScanArgsParquet {
+        // The files are named by date; the names carry no columns.
+        hive_options: HiveOptions {
+            enabled: Some(false),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    LazyFrame::scan_parquet_sources(sources, args)
+        .map_err(context)?
+        .select(select)
+        .collect()
+        .map_err(context)
 }
 
 #[cfg(test)]
@@ -344,23 +692,139 @@ pub(crate) mod tests {
             view.hashtag_levels.push(level);
         }
         view.tag_index = ids;
-        view.tweets.size_ms = bucket_ms;
+        view.index_tweets(Level {
+            size_ms: bucket_ms,
+            buckets: BTreeMap::new(),
+        });
         view
     }
 
-    /// Adds (bucket, tweet id, score) rows `< B` to a test view.
+    /// Adds (bucket, tweet id, score) rows `< B` to a test view, as
+    /// `read_tweets` does.
     pub(crate) fn add_tweets(view: &mut BatchView, rows: &[(i64, u64, i64)]) {
+        let mut level = view.tweet_levels.pop().unwrap_or_else(|| Level {
+            size_ms: view.bucket_ms,
+            buckets: BTreeMap::new(),
+        });
         for (b, id, score) in rows.iter().filter(|r| r.0 < view.boundary_ms) {
             let next = view.tweet_ids.len() as u32;
             let index = *view.tweet_index.entry(*id).or_insert(next);
             if index == next {
                 view.tweet_ids.push(*id);
             }
-            view.tweets
-                .buckets
-                .entry(*b)
-                .or_default()
-                .push((index, *score));
+            level.buckets.entry(*b).or_default().push((index, *score));
+        }
+        view.index_tweets(level);
+    }
+}
+
+#[cfg(test)]
+mod threshold_tests {
+    use super::tests::{add_tweets, view_of};
+    use super::*;
+    use proptest::prelude::*;
+
+    const MIN: i64 = 60_000;
+    const HOUR: i64 = 60 * MIN;
+    const DAY: i64 = 24 * HOUR;
+
+    fn view(rows: &[(i64, u64, i64)], boundary: i64) -> BatchView {
+        let mut view = view_of(&[], boundary, MIN);
+        add_tweets(&mut view, rows);
+        view
+    }
+
+    #[test]
+    fn one_tweet_sum_over_any_range_from_its_postings() {
+        let rows = [
+            (0, 7, 2),
+            (MIN, 7, 3),
+            (HOUR, 7, 5),
+            (DAY, 7, 11),
+            (MIN, 8, 1),
+        ];
+        let v = view(&rows, 2 * DAY);
+        let i = v.tweet_index(7).expect("indexed");
+        assert_eq!(v.tweet_sum(i, 0, 2 * DAY), 21);
+        assert_eq!(v.tweet_sum(i, MIN, HOUR + MIN), 8);
+        assert_eq!(v.tweet_sum(i, HOUR + MIN, DAY), 0);
+        // Nothing at or after B counts.
+        assert_eq!(view(&rows, DAY).tweet_sum(i, 0, 3 * DAY), 10);
+    }
+
+    #[test]
+    fn ties_at_the_bound_keep_reading_for_the_smaller_id() {
+        // Tweet 9 comes first in the list by total (its index is smaller),
+        // tweet 1 ties it and must win the tie by its id.
+        let rows = [(0, 9, 6), (MIN, 1, 3), (2 * MIN, 1, 3), (3 * MIN, 5, 1)];
+        let v = view(&rows, DAY);
+        assert_eq!(v.by_total.first().map(|i| v.tweet_id(*i as usize)), Some(9));
+        let none = HashMap::new();
+        assert_eq!(v.top_tweets_reading(0, DAY, 1, &none, 0).0, vec![(1, 6)]);
+        assert_eq!(
+            v.top_tweets_reading(0, DAY, 3, &none, 0).0,
+            vec![(1, 6), (9, 6), (5, 1)]
+        );
+    }
+
+    #[test]
+    fn the_list_by_total_stops_early_on_a_long_range() {
+        // 1000 tweets of one row each, totals 1 to 1000, and one of 5000.
+        let mut rows: Vec<(i64, u64, i64)> =
+            (0..1000).map(|i| (i * MIN, i as u64 + 1, 1 + i)).collect();
+        rows.push((5 * MIN, 5000, 5000));
+        let v = view(&rows, DAY);
+        let expected = v.top_tweets_by_summing_all(0, DAY, 3, &HashMap::new());
+        assert_eq!(expected, vec![(5000, 5000), (1000, 1000), (999, 999)]);
+        // Three reads settle it: the next total (998) is below the third
+        // best sum.
+        let (top, how) = v.top_tweets_reading(0, DAY, 3, &HashMap::new(), 0);
+        assert_eq!(top, expected);
+        assert_eq!(how, Reading::ByTotal { read: 3 });
+        // A range that only the low-total tweets fill reads deeper than it
+        // has rows, and is summed instead.
+        let (top, how) = v.top_tweets_reading(900 * MIN, 910 * MIN, 3, &HashMap::new(), 0);
+        assert_eq!(
+            top,
+            v.top_tweets_by_summing_all(900 * MIN, 910 * MIN, 3, &HashMap::new())
+        );
+        assert_eq!(how, Reading::Summed);
+    }
+
+    #[test]
+    fn negative_rows_are_summed_in_full() {
+        let rows = [(0, 1, 5), (MIN, 1, -4), (0, 2, 3)];
+        let v = view(&rows, DAY);
+        assert!(!v.threshold_ok);
+        assert_eq!(v.top_tweets(0, DAY, 1, &HashMap::new()), vec![(2, 3)]);
+    }
+
+    proptest! {
+        /// Both ways give exactly what summing every tweet gives, for any
+        /// rows, boundary, range, N and scores after B.
+        #[test]
+        fn threshold_top_n_equals_the_brute_force_sum(
+            rows in prop::collection::vec((0i64..4 * 24 * 60, 1u64..60, 0i64..40), 0..400),
+            skew in prop::collection::vec((0i64..4 * 24 * 60, 1u64..5, 0i64..2000), 0..8),
+            extra in prop::collection::vec((1u64..80, 0i64..300), 0..10),
+            boundary_min in 0i64..4 * 24 * 60,
+            from_min in 0i64..4 * 24 * 60,
+            len_min in 1i64..4 * 24 * 60,
+            n in 0usize..12,
+        ) {
+            let rows: Vec<(i64, u64, i64)> = rows
+                .into_iter()
+                .chain(skew)
+                .map(|(m, id, s)| (m * MIN, id, s))
+                .collect();
+            let v = view(&rows, boundary_min * MIN);
+            prop_assert!(v.threshold_ok);
+            let extra: HashMap<u64, i64> = extra.into_iter().collect();
+            let (from, to) = (from_min * MIN, (from_min + len_min) * MIN);
+            let expected = v.top_tweets_by_summing_all(from, to, n, &extra);
+            // By the list of totals, and by summing the range's rows.
+            prop_assert_eq!(&v.top_tweets_reading(from, to, n, &extra, 0).0, &expected);
+            prop_assert_eq!(&v.top_tweets_reading(from, to, n, &extra, usize::MAX).0, &expected);
         }
     }
 }

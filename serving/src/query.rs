@@ -277,10 +277,11 @@ fn add(sum: &mut i64, value: i64) {
     *sum = sum.saturating_add(value);
 }
 
-/// Batch parts longer than this sum tweet scores into an array.
-const DENSE_FROM_MS: i64 = 86_400_000;
-
 /// The top `n` tweets over `range`.
+///
+/// The realtime part's scores are summed by tweet (a few hours of buckets);
+/// the batch views then rank them together with the part before B
+/// ([`BatchView::top_tweets`] reads only the heads of its sorted lists).
 pub fn top_tweets(
     batch: Option<&BatchView>,
     realtime: &RealtimeView,
@@ -288,40 +289,19 @@ pub fn top_tweets(
     n: usize,
 ) -> TopAnswer<TweetItem> {
     let plan = plan(batch, realtime, range);
-    // Sums by tweet index: in a map for short ranges (few tweets), in an
-    // array over every tweet of the views for long ones.
-    let mut sparse: HashMap<usize, i64> = HashMap::new();
-    let mut dense: Vec<i64> = Vec::new();
-    if let (Some(b), Some((from, to))) = (batch, plan.batch) {
-        if to - from <= DENSE_FROM_MS {
-            b.sum_tweets(from, to, |i, s| add(sparse.entry(i).or_default(), s));
-        } else {
-            dense = vec![0; b.tweet_count()];
-            b.sum_tweets(from, to, |i, s| {
-                if let Some(sum) = dense.get_mut(i) {
-                    add(sum, s);
-                }
-            });
-        }
-    }
-    let mut extra: HashMap<u64, i64> = HashMap::new();
+    let mut after_b: HashMap<u64, i64> = HashMap::new();
     if let Some((from, to)) = plan.realtime {
         for (_, tweets) in realtime.tweets.range(from..to) {
             for (id, s) in tweets {
-                match batch.and_then(|b| b.tweet_index(*id)) {
-                    Some(i) if i < dense.len() => add(&mut dense[i], *s),
-                    Some(i) => add(sparse.entry(i).or_default(), *s),
-                    None => add(extra.entry(*id).or_default(), *s),
-                }
+                add(after_b.entry(*id).or_default(), *s);
             }
         }
     }
-    let from_batch = batch.into_iter().flat_map(|b| {
-        let dense = dense.iter().enumerate().map(|(i, s)| (i, *s));
-        let sparse = sparse.iter().map(|(i, s)| (*i, *s));
-        dense.chain(sparse).map(move |(i, s)| (b.tweet_id(i), s))
-    });
-    let items = rank(from_batch.chain(extra), n)
+    let ranked = match (batch, plan.batch) {
+        (Some(b), Some((from, to))) => b.top_tweets(from, to, n, &after_b),
+        _ => rank(after_b.into_iter(), n),
+    };
+    let items = ranked
         .into_iter()
         .map(|(id, score)| TweetItem {
             tweet_id: id.to_string(),

@@ -203,8 +203,14 @@ fn consume_loop(
     let mut generation = 0;
     let mut positions: HashMap<Source, i64> = HashMap::new();
     let mut next_tick = Instant::now() + config.emit_interval;
+    // When the oldest message applied since the last tick was read.
+    let mut oldest_unpublished: Option<Instant> = None;
     while !*shutdown.borrow() {
         if Instant::now() >= next_tick {
+            // Stage "wait": the oldest message's wait for this tick.
+            if let Some(read) = oldest_unpublished.take() {
+                histogram!("speed_stage_wait_seconds").record(read.elapsed().as_secs_f64());
+            }
             flush(
                 config,
                 &clients,
@@ -236,7 +242,10 @@ fn consume_loop(
                 if let Some(input) = input_of(config, m.topic()) {
                     positions.insert((input, m.partition()), m.offset() + 1);
                 }
+                let started = Instant::now();
+                oldest_unpublished.get_or_insert(started);
                 handle(config, &counters, &mut engine, &producer, &m, &mut summary)?;
+                histogram!("speed_stage_apply_seconds").record(started.elapsed().as_secs_f64());
             }
             Some(Err(e)) => tracing::warn!("consumer error: {e}"),
             None => {}
@@ -384,6 +393,11 @@ fn handle(
     };
     let source = (input, m.partition());
     let wall_ms = chrono::Utc::now().timestamp_millis();
+    // Stage "input": from the producer's timestamp to this poll (the
+    // producer's batching, the broker, the fetch wait).
+    if let Some(created_ms) = m.timestamp().to_millis() {
+        histogram!("speed_stage_input_seconds").record((wall_ms - created_ms).max(0) as f64 / 1e3);
+    }
     let not_future = |t_ms: i64| check_not_future(t_ms, wall_ms, config.max_future_ms);
     let outcome = match input {
         Input::Tweets => match admit_tweet(m.payload()).and_then(|t| {
@@ -606,11 +620,17 @@ fn flush(
         consumer,
         highs,
     } = *clients;
+    // Stages of a tick, each timed: markers, tick (the engine's outputs),
+    // produce (queueing them), flush (until the broker acknowledged them),
+    // commit (queueing the offset commit).
+    let started = Instant::now();
     update_ends(config, engine, highs, positions);
     send_markers(config, engine, producer, markers)?;
+    histogram!("speed_stage_markers_seconds").record(started.elapsed().as_secs_f64());
     let started = Instant::now();
     let out = engine.tick(Instant::now());
-    histogram!("speed_tick_seconds").record(started.elapsed().as_secs_f64());
+    histogram!("speed_stage_tick_seconds").record(started.elapsed().as_secs_f64());
+    let started = Instant::now();
     let now_ms = chrono::Utc::now().timestamp_millis();
     let t = &config.topics;
     for m in &out.tops {
@@ -625,9 +645,10 @@ fn flush(
         let sent = producer.send_blocking(&t.view, &v.key, v.value.as_bytes(), now_ms);
         count_failure(sent, &t.view, summary);
     }
+    histogram!("speed_stage_produce_seconds").record(started.elapsed().as_secs_f64());
     let produced = Instant::now();
     let flushed = producer.flush_blocking();
-    histogram!("speed_flush_seconds").record(produced.elapsed().as_secs_f64());
+    histogram!("speed_stage_flush_seconds").record(produced.elapsed().as_secs_f64());
     let delivered = flushed.is_ok();
     count_failure(flushed, "outputs", summary);
     summary.finals += out.finals as u64;
@@ -645,6 +666,7 @@ fn flush(
     // committed (not after a refused delivery; the state is rebuilt from
     // the input on restart either way).
     if delivered && !positions.is_empty() {
+        let started = Instant::now();
         let mut tpl = TopicPartitionList::new();
         for ((input, partition), offset) in positions.iter() {
             let topic = topic_of(config, *input);
@@ -655,6 +677,7 @@ fn flush(
         if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
             tracing::warn!("offset commit failed (will retry on the next tick): {e}");
         }
+        histogram!("speed_stage_commit_seconds").record(started.elapsed().as_secs_f64());
     }
     Ok(())
 }

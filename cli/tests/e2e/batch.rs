@@ -63,9 +63,18 @@ fn manifest(views: &Path) -> Value {
     serde_json::from_str(&text).expect("manifest JSON")
 }
 
-/// The rows of a Parquet file, read with the Parquet crate's row API
-/// (independent of Polars, which wrote them).
+/// The rows of a view, read with the Parquet crate's row API (independent
+/// of Polars, which wrote them): a directory of per-date files, or a file.
 fn rows(path: &Path) -> Vec<parquet::record::Row> {
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        return files.iter().flat_map(|f| rows(f)).collect();
+    }
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let reader = SerializedFileReader::new(file).expect("parquet footer");
     reader
@@ -287,5 +296,124 @@ async fn a_corrupt_file_or_a_held_lock_never_replaces_the_serving_version() {
     assert_eq!(out.status.code(), Some(65));
     assert!(String::from_utf8_lossy(&out.stderr).contains(name));
     let _ = std::fs::remove_dir_all(&a.master);
+    let _ = std::fs::remove_dir_all(&views);
+}
+
+/// A master dataset spread over several days, then one more day: the second
+/// run computes only the new date and the one whose cut moved, carries the
+/// others over (the same files, hard-linked), and its views equal a full
+/// recompute's.
+#[test]
+fn one_more_day_recomputes_only_the_dates_that_changed() {
+    use std::os::unix::fs::MetadataExt;
+    let master = scratch_dir("tl_master_days");
+    let views = scratch_dir("tl_views_days");
+    let (m_dir, v_dir) = (
+        master.to_str().unwrap_or_default(),
+        views.to_str().unwrap_or_default(),
+    );
+    let generate = |first_id: &str, tweets: &str, start: &str| {
+        ok(tweetlambda(&[
+            "generate",
+            "--master",
+            m_dir,
+            "--tweets",
+            tweets,
+            "--rate",
+            "0.05",
+            "--start",
+            start,
+            "--first-id",
+            first_id,
+        ]));
+    };
+    let batch = |extra: &[&str]| {
+        let mut args = vec![
+            "batch",
+            "--tweets-topic",
+            "tweets",
+            "--master",
+            m_dir,
+            "--views",
+            v_dir,
+            "--complete",
+        ];
+        args.extend_from_slice(extra);
+        ok(tweetlambda(&args));
+        manifest(&views)
+    };
+    let dates = |m: &Value| -> Vec<String> {
+        m["input"]["dates"]
+            .as_object()
+            .expect("dates")
+            .keys()
+            .cloned()
+            .collect()
+    };
+    // About 3 days at 0.05 tweets/s.
+    generate("1", "12000", "2021-08-01T00:00:00Z");
+    let first = batch(&[]);
+    let first_dates = dates(&first);
+    assert!(first_dates.len() >= 3, "{first_dates:?}");
+    assert_eq!(first["input"]["dates_computed"], first_dates.len());
+    assert_eq!(first["input"]["dates_carried_over"], 0);
+
+    // One more day, later, with new ids.
+    generate("1000000", "3000", "2021-08-06T00:00:00Z");
+    let second = batch(&[]);
+    let second_dates = dates(&second);
+    assert_eq!(
+        second_dates.len(),
+        first_dates.len() + 1,
+        "{second_dates:?}"
+    );
+    // Computed: the new date, and the last old one (B was inside it, its
+    // views stopped there; now they hold the whole date).
+    assert_eq!(second["input"]["dates_computed"], 2);
+    let carried = first_dates.len() as u64 - 1;
+    assert_eq!(second["input"]["dates_carried_over"], carried);
+    for date in &first_dates[..first_dates.len() - 1] {
+        let entry = &second["input"]["dates"][date];
+        assert_eq!(entry["computed_in"], 1, "{date}");
+        for view in ["hashtag_counts", "tweet_scores"] {
+            let file = |m: &Value| {
+                views
+                    .join(m["views"][view]["path"].as_str().expect("path"))
+                    .join(format!("{date}.parquet"))
+            };
+            let (a, b) = (file(&first), file(&second));
+            assert_ne!(a, b);
+            assert_eq!(
+                std::fs::metadata(&a).expect("old").ino(),
+                std::fs::metadata(&b).expect("new").ino(),
+                "{date} {view}: the same file, linked"
+            );
+        }
+    }
+    let incremental = (
+        hashtag_view(&views, "hashtag_counts"),
+        hashtag_view(&views, "hashtag_counts_day"),
+        tweet_view(&views, "tweet_scores"),
+    );
+
+    // A full recompute gives the same views and counts.
+    let full = batch(&["--force"]);
+    assert_eq!(full["input"]["dates_computed"], second_dates.len());
+    assert_eq!(full["input"]["dates_carried_over"], 0);
+    assert_eq!(
+        full["input"]["distinct_tweets"],
+        second["input"]["distinct_tweets"]
+    );
+    assert_eq!(full["input"]["distinct_tweets"], 15000);
+    assert_eq!(full["boundary_ms"], second["boundary_ms"]);
+    assert_eq!(
+        (
+            hashtag_view(&views, "hashtag_counts"),
+            hashtag_view(&views, "hashtag_counts_day"),
+            tweet_view(&views, "tweet_scores"),
+        ),
+        incremental
+    );
+    let _ = std::fs::remove_dir_all(&master);
     let _ = std::fs::remove_dir_all(&views);
 }
