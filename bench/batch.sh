@@ -10,6 +10,8 @@
 # writes the figures to BENCHMARKS.md between the `batch` markers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/steal.sh
+source bench/steal.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tweetlambda/target}"
 TL_HOME="${TL_HOME:-$HOME/.cache/tweetlambda}"
 N="${1:-10000000}"
@@ -27,12 +29,13 @@ if [[ ! -f "$MASTER/.complete" ]]; then
   "$TL" generate --master "$MASTER" --tweets "$N" >&2
   touch "$MASTER/.complete"
 fi
+steal_start
 rm -rf "$WORK" && mkdir -p "$WORK"
 body=$("$VENV/bin/python" bench/batch_bench.py "$TL" "$MASTER" "$WORK")
 rm -rf "$WORK"
 
 table=$(
-  echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, by \`bench/batch.sh $N\`."
+  echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, by \`bench/batch.sh $N\` (CPU steal by the hypervisor during the run: $(steal_percent)%)."
   echo "Each engine reads the same master dataset, deduplicates tweets by id, computes the four views"
   echo "(hashtag_counts and its hour and day rollups, tweet_scores with retweets and text) and writes them as Parquet;"
   echo "wall time is process start to exit (Spark's includes starting its JVM), one engine at a time."

@@ -15,6 +15,8 @@
 # Disk: about 35 MiB per million tweets for each dataset, plus its views.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/steal.sh
+source bench/steal.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tweetlambda/target}"
 TL_HOME="${TL_HOME:-$HOME/.cache/tweetlambda}"
 PER_DAY_M="${1:-1}"
@@ -56,6 +58,7 @@ batch() {
   echo "$t $rss $computed $carried"
 }
 
+steal_start
 # 1. Incremental.
 base=$(dataset 30)
 inc="$WORK/master-31d-inc"
@@ -84,7 +87,7 @@ done
 rm -rf "$views"
 
 table=$(
-  echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, by \`bench/batch_days.sh $PER_DAY_M ${GROWTH_DAYS[*]}\`."
+  echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, by \`bench/batch_days.sh $PER_DAY_M ${GROWTH_DAYS[*]}\` (CPU steal by the hypervisor during the run: $(steal_percent)%)."
   echo "Synthetic tweets (\`tweetlambda generate --master\`) at $PER_DAY_M million per day of event time from 2021-08-01;"
   echo "wall time and peak RSS of \`tweetlambda batch --complete\` (release build) by \`/usr/bin/time\`."
   echo

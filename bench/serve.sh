@@ -14,6 +14,8 @@
 # figures to BENCHMARKS.md between the `serve` markers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/steal.sh
+source bench/steal.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tweetlambda/target}"
 TL_HOME="${TL_HOME:-$HOME/.cache/tweetlambda}"
 N="${1:-3000000}"
@@ -37,6 +39,7 @@ if [[ ! -f "$MASTER/.complete" ]]; then
   "$TL" generate --master "$MASTER" --tweets "$N" --rate "$rate" --start 2021-08-01T00:00:00Z >&2
   touch "$MASTER/.complete"
 fi
+steal_start
 rm -rf "$VIEWS"
 "$TL" batch --master "$MASTER" --views "$VIEWS" --complete >&2
 
@@ -75,7 +78,7 @@ for c in $CONCURRENCY; do
 done
 
 table=$(
-  echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, by \`bench/serve.sh $N\`."
+  echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, by \`bench/serve.sh $N\` (CPU steal by the hypervisor during the run: $(steal_percent)%)."
   echo "$N synthetic tweets from 2021-08-01 over $span_days days of event time (generated at TWEETS / 30 days per second; the bursts shorten the span), batch views only (no realtime part)."
   echo "Server RSS after loading: $rss_mib MiB, $(python3 -c "print(round($rss_mib / ($N / 1e6)))") MiB per million tweets."
   echo "wrk: one thread pinned to one core (\`taskset -c 0 wrk -t1\`), 1 or 16 connections, ${SECONDS_PER_RUN} s per line, on the same machine as the server."

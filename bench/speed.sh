@@ -11,6 +11,8 @@
 #    same hashtags topic, and latency at 5,000 tweets/s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/steal.sh
+source bench/steal.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tweetlambda/target}"
 TL_HOME="${TL_HOME:-$HOME/.cache/tweetlambda}"
 N="${1:-1000000}"
@@ -19,6 +21,7 @@ DB="tl_bench_$N"
 cargo build --release --locked -p tweetlambda >&2
 TL="$CARGO_TARGET_DIR/release/tweetlambda"
 
+steal_start
 engine_fast=$(cargo bench --locked -p tweetlambda-speed --bench engine -- 5000000 5000 1000000 2>/dev/null | grep '^engine')
 engine_busy=$(cargo bench --locked -p tweetlambda-speed --bench engine -- 5000000 5000 100000 2>/dev/null | grep '^engine')
 echo "$engine_fast" >&2
@@ -47,7 +50,7 @@ figures=$("$VENV/bin/python" bench/speed_bench.py --tl "$TL" --brokers "$TWEETLA
 echo "$figures" >&2
 scripts/services.sh --profile bench down >&2
 
-python3 - "$engine_fast" "$engine_busy" "$figures" "$N" "$links" <<'PY'
+python3 - "$engine_fast" "$engine_busy" "$figures" "$N" "$links" "$(steal_percent)" <<'PY'
 import json, pathlib, re, subprocess, sys
 def kv(line):
     return dict(p.split("=", 1) for p in line.split()[1:])
@@ -65,7 +68,7 @@ fast, busy, f, n, links = kv(sys.argv[1]), kv(sys.argv[2]), json.loads(sys.argv[
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 date = subprocess.run(["date", "-u", "+%Y-%m-%d"], capture_output=True, text=True).stdout.strip()
 speedup = f["catchup_events_per_sec"] / max(f["peer_messages_per_sec"], 1)
-text = f"""Measured {date} on {cores} cores by `bench/speed.sh {n}`.
+text = f"""Measured {date} on {cores} cores by `bench/speed.sh {n}` (CPU steal by the hypervisor during the run: {sys.argv[6]}%).
 
 **Engine, in-process** (one thread; Zipf hashtags, windows 1m/5m/15m/1h, events carry 1–3 hashtags):
 
