@@ -96,7 +96,9 @@ pub fn newest_event_ms(file: &Path) -> Result<Option<i64>> {
 /// deduplicating 10M tweets, the tweet_scores join).
 fn collect(query: LazyFrame) -> PolarsResult<DataFrame> {
     // One query (not `collect_all`) has one result frame.
-    Ok(query.collect_with_engine(Engine::Streaming)?.unwrap_single())
+    Ok(query
+        .collect_with_engine(Engine::Streaming)?
+        .unwrap_single())
 }
 
 fn bucket_of(t: Expr, size_ms: i64) -> Expr {

@@ -16,9 +16,10 @@
 //!   over the range, and stops as soon as the next total is below the N-th
 //!   best sum: no tweet further down can enter the top N (a threshold
 //!   algorithm with one sorted list);
-//! - by day, hour and bucket, for ranges with few rows, which are summed in
-//!   full (reading the list by total would go deep for them), and as the
-//!   fallback when the list goes deeper than the range has rows.
+//! - by day, hour and bucket, summed in full when the list by total would
+//!   be read deeper than the range has rows (a range that only tweets of
+//!   small totals fill), so that an answer never costs much more than
+//!   summing the range.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -28,9 +29,6 @@ use polars::prelude::*;
 use tweetlambda_batch::manifest::{self, Manifest};
 
 use crate::error::{Error, Result};
-
-/// Ranges with fewer tweet rows than this are summed in full.
-const SUM_IN_FULL_BELOW_ROWS: usize = 20_000;
 
 /// How a top-tweets answer was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -385,19 +383,16 @@ impl BatchView {
         n: usize,
         extra: &HashMap<u64, i64>,
     ) -> Vec<(u64, i64)> {
-        self.top_tweets_reading(from, to, n, extra, SUM_IN_FULL_BELOW_ROWS)
-            .0
+        self.top_tweets_reading(from, to, n, extra).0
     }
 
-    /// [`BatchView::top_tweets`], summing the range's rows in full when it
-    /// has fewer than `full_below` rows; also says how it was answered.
+    /// [`BatchView::top_tweets`], and how it was answered.
     fn top_tweets_reading(
         &self,
         from: i64,
         to: i64,
         n: usize,
         extra: &HashMap<u64, i64>,
-        full_below: usize,
     ) -> (Vec<(u64, i64)>, Reading) {
         if n == 0 {
             return (Vec::new(), Reading::Summed);
@@ -407,7 +402,7 @@ impl BatchView {
             lists.push(rows)
         });
         let rows: usize = lists.iter().map(|l| l.len()).sum();
-        if !self.threshold_ok || rows < full_below {
+        if !self.threshold_ok {
             return (self.sum_lists(&lists, n, extra), Reading::Summed);
         }
         // Every tweet of `extra` is a candidate with its exact total.
@@ -455,6 +450,22 @@ impl BatchView {
         }
         let top = tweetlambda_core::rank::top_n(totals.into_iter().filter(|(_, s)| *s > 0), n);
         (top, Reading::ByTotal { read })
+    }
+
+    /// [`BatchView::top_tweets`] by summing the range's rows (per day,
+    /// hour and bucket).
+    fn top_tweets_summing(
+        &self,
+        from: i64,
+        to: i64,
+        n: usize,
+        extra: &HashMap<u64, i64>,
+    ) -> Vec<(u64, i64)> {
+        let mut lists: Vec<&[(u32, i64)]> = Vec::new();
+        visit(&self.tweet_levels, self.boundary_ms, from, to, |rows| {
+            lists.push(rows)
+        });
+        self.sum_lists(&lists, n, extra)
     }
 
     /// Sums the rows of `lists` by tweet, adds `extra` and ranks.
@@ -760,9 +771,9 @@ mod threshold_tests {
         let v = view(&rows, DAY);
         assert_eq!(v.by_total.first().map(|i| v.tweet_id(*i as usize)), Some(9));
         let none = HashMap::new();
-        assert_eq!(v.top_tweets_reading(0, DAY, 1, &none, 0).0, vec![(1, 6)]);
+        assert_eq!(v.top_tweets_reading(0, DAY, 1, &none).0, vec![(1, 6)]);
         assert_eq!(
-            v.top_tweets_reading(0, DAY, 3, &none, 0).0,
+            v.top_tweets_reading(0, DAY, 3, &none).0,
             vec![(1, 6), (9, 6), (5, 1)]
         );
     }
@@ -778,12 +789,12 @@ mod threshold_tests {
         assert_eq!(expected, vec![(5000, 5000), (1000, 1000), (999, 999)]);
         // Three reads settle it: the next total (998) is below the third
         // best sum.
-        let (top, how) = v.top_tweets_reading(0, DAY, 3, &HashMap::new(), 0);
+        let (top, how) = v.top_tweets_reading(0, DAY, 3, &HashMap::new());
         assert_eq!(top, expected);
         assert_eq!(how, Reading::ByTotal { read: 3 });
         // A range that only the low-total tweets fill reads deeper than it
         // has rows, and is summed instead.
-        let (top, how) = v.top_tweets_reading(900 * MIN, 910 * MIN, 3, &HashMap::new(), 0);
+        let (top, how) = v.top_tweets_reading(900 * MIN, 910 * MIN, 3, &HashMap::new());
         assert_eq!(
             top,
             v.top_tweets_by_summing_all(900 * MIN, 910 * MIN, 3, &HashMap::new())
@@ -822,9 +833,10 @@ mod threshold_tests {
             let extra: HashMap<u64, i64> = extra.into_iter().collect();
             let (from, to) = (from_min * MIN, (from_min + len_min) * MIN);
             let expected = v.top_tweets_by_summing_all(from, to, n, &extra);
-            // By the list of totals, and by summing the range's rows.
-            prop_assert_eq!(&v.top_tweets_reading(from, to, n, &extra, 0).0, &expected);
-            prop_assert_eq!(&v.top_tweets_reading(from, to, n, &extra, usize::MAX).0, &expected);
+            // By the list of totals (or its fallback), and by summing the
+            // range's rows.
+            prop_assert_eq!(&v.top_tweets(from, to, n, &extra), &expected);
+            prop_assert_eq!(&v.top_tweets_summing(from, to, n, &extra), &expected);
         }
     }
 }
