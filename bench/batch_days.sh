@@ -34,7 +34,8 @@ TL="$CARGO_TARGET_DIR/release/tweetlambda"
 
 # A master dataset of DAYS days from 2021-08-01 (kept between runs).
 dataset() {
-  local days=$1 master="$WORK/master-${days}d-${PER_DAY_M}m"
+  local days=$1
+  local master="$WORK/master-${days}d-${PER_DAY_M}m"
   if [[ ! -f "$master/.complete" ]]; then
     rm -rf "$master"
     "$TL" generate --master "$master" --tweets $((days * PER_DAY)) --rate "$RATE" \
@@ -46,7 +47,8 @@ dataset() {
 
 # Runs `tweetlambda batch` and prints "seconds peak_rss_mib computed carried".
 batch() {
-  local master=$1 views=$2
+  local master=$1
+  local views=$2
   shift 2
   local out
   out=$( { /usr/bin/time -f "TIME %e %M" "$TL" batch --master "$master" --views "$views" --complete --keep 2 "$@" >"$WORK/batch.out"; } 2>&1 )

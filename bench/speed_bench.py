@@ -90,6 +90,34 @@ def catchup(a):
             "catchup_events_per_sec": int(seen / elapsed), "speed_peak_rss_mib": round(rss, 1)}
 
 
+def raw(a):
+    """The ceiling: a plain consumer that reads both input topics through the
+    same broker (partitions assigned directly, large fetches) and only counts
+    the messages."""
+    c = Consumer({"bootstrap.servers": a.brokers, "group.id": "raw" + uuid.uuid4().hex[:8],
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    assigned = []
+    for topic in (a.tweets, a.hashtags):
+        md = c.list_topics(topic, timeout=10)
+        assigned += [TopicPartition(topic, p, 0) for p in md.topics[topic].partitions]
+    c.assign(assigned)
+    total = a.expected_events
+    n = 0
+    started = None
+    idle_since = time.time()
+    while n < total and time.time() - idle_since < 10:
+        msgs = c.consume(num_messages=10000, timeout=0.5)
+        if not msgs:
+            continue
+        if started is None:
+            started = time.time()
+        idle_since = time.time()
+        n += sum(1 for m in msgs if not m.error())
+    elapsed = time.time() - (started or time.time())
+    c.close()
+    return {"raw_messages": n, "raw_seconds": round(elapsed, 2), "raw_messages_per_sec": int(n / max(elapsed, 1e-9))}
+
+
 def peer(a):
     """A Counter per minute bucket, fed by a plain consumer loop."""
     c = Consumer({"bootstrap.servers": a.brokers, "group.id": "peer" + uuid.uuid4().hex[:8],
@@ -220,10 +248,10 @@ def main():
     ap.add_argument("--hashtag-messages", type=int, required=True)
     ap.add_argument("--rate", type=int, default=5000)
     ap.add_argument("--latency-seconds", type=int, default=30)
-    ap.add_argument("--only", choices=["catchup", "peer", "latency"], help="run one part (for debugging)")
+    ap.add_argument("--only", choices=["catchup", "raw", "peer", "latency"], help="run one part (for debugging)")
     a = ap.parse_args()
     out = {}
-    for name, part in [("catchup", catchup), ("peer", peer), ("latency", latency)]:
+    for name, part in [("catchup", catchup), ("raw", raw), ("peer", peer), ("latency", latency)]:
         if a.only in (None, name):
             out.update(part(a))
     json.dump(out, sys.stdout)

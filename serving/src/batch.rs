@@ -16,6 +16,8 @@
 //!   over the range, and stops as soon as the next total is below the N-th
 //!   best sum: no tweet further down can enter the top N (a threshold
 //!   algorithm with one sorted list);
+//!   For a range within one day, the day's list by the tweets' sums over
+//!   that day is read instead: a tighter bound, fewer tweets read.
 //! - by day, hour and bucket, summed in full when the list by total would
 //!   be read deeper than the range has rows (a range that only tweets of
 //!   small totals fill), so that an answer never costs much more than
@@ -27,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 use tweetlambda_batch::manifest::{self, Manifest};
+use tweetlambda_batch::views::DAY_MS;
 
 use crate::error::{Error, Result};
 
@@ -336,6 +339,12 @@ impl BatchView {
             }
             levels.push(level);
         }
+        // The day lists, best first: the bound for ranges within a day.
+        for level in levels.iter_mut().filter(|l| l.size_ms == DAY_MS) {
+            for rows in level.buckets.values_mut() {
+                rows.sort_unstable_by_key(|(i, s)| (Reverse(*s), *i));
+            }
+        }
         levels.push(std::mem::take(&mut bucket_level));
         self.tweet_levels = levels;
         let mut by_total: Vec<u32> = (0..tweets as u32).collect();
@@ -397,14 +406,14 @@ impl BatchView {
         if n == 0 {
             return (Vec::new(), Reading::Summed);
         }
+        if !self.threshold_ok {
+            return (self.top_tweets_summing(from, to, n, extra), Reading::Summed);
+        }
         let mut lists: Vec<&[(u32, i64)]> = Vec::new();
         visit(&self.tweet_levels, self.boundary_ms, from, to, |rows| {
             lists.push(rows)
         });
         let rows: usize = lists.iter().map(|l| l.len()).sum();
-        if !self.threshold_ok {
-            return (self.sum_lists(&lists, n, extra), Reading::Summed);
-        }
         // Every tweet of `extra` is a candidate with its exact total.
         let mut totals: Vec<(u64, i64)> = Vec::with_capacity(extra.len() + 4 * n);
         for (id, s) in extra {
@@ -426,11 +435,26 @@ impl BatchView {
         for (_, total) in &totals {
             keep(&mut best, *total);
         }
+        // The tightest list whose bound holds for the range: a tweet's sum
+        // over its day when the range lies within one day, else its total.
+        let day = self.tweet_levels.first().filter(|l| l.size_ms == DAY_MS);
+        let end = to.min(self.boundary_ms);
+        let within_one_day = from.div_euclid(DAY_MS) == (end - 1).div_euclid(DAY_MS);
+        let by_bound: Box<dyn Iterator<Item = (u32, i64)> + '_> = match day {
+            Some(day) if within_one_day => {
+                let rows = day.buckets.get(&(from - from.rem_euclid(DAY_MS)));
+                Box::new(rows.into_iter().flatten().copied())
+            }
+            _ => Box::new(
+                self.by_total
+                    .iter()
+                    .map(|i| (*i, self.tweet_total(*i as usize))),
+            ),
+        };
         let mut read = 0;
-        for i in &self.by_total {
+        for (i, bound) in by_bound {
             // Strictly below: a tweet whose sum equals the N-th best could
             // still win the tie by its smaller id.
-            let bound = self.tweet_total(*i as usize);
             if bound <= 0 || (best.len() == n && best.peek().is_some_and(|Reverse(w)| bound < *w)) {
                 break;
             }
@@ -439,9 +463,9 @@ impl BatchView {
                 return (self.sum_lists(&lists, n, extra), Reading::Summed);
             }
             read += 1;
-            let id = self.tweet_id(*i as usize);
+            let id = self.tweet_id(i as usize);
             if !extra.contains_key(&id) {
-                let sum = self.tweet_sum(*i as usize, from, to);
+                let sum = self.tweet_sum(i as usize, from, to);
                 if sum > 0 {
                     totals.push((id, sum));
                     keep(&mut best, sum);
@@ -800,6 +824,23 @@ mod threshold_tests {
             v.top_tweets_by_summing_all(900 * MIN, 910 * MIN, 3, &HashMap::new())
         );
         assert_eq!(how, Reading::Summed);
+    }
+
+    #[test]
+    fn a_range_within_one_day_reads_that_day_s_list() {
+        // Day 0: 500 tweets of large totals; day 1: 100 tweets of 1 to 100.
+        let mut rows: Vec<(i64, u64, i64)> = (0..500)
+            .map(|i| (i * MIN, i as u64 + 1, 1000 + i))
+            .collect();
+        rows.extend((0..100).map(|i| (DAY + i * MIN, 1000 + i as u64, 1 + i)));
+        let v = view(&rows, 2 * DAY);
+        let none = HashMap::new();
+        let (top, how) = v.top_tweets_reading(DAY, DAY + HOUR, 2, &none);
+        assert_eq!(top, vec![(1059, 60), (1058, 59)]);
+        // The day's list starts at its best (100, 99, …, 61 are outside
+        // the hour): 40 reads, then 60 and 59, then 58 is below 59. The
+        // list by total would first read the 500 tweets of day 0.
+        assert_eq!(how, Reading::ByTotal { read: 42 });
     }
 
     #[test]
