@@ -56,7 +56,7 @@ def kv(line):
     return dict(p.split("=", 1) for p in line.split()[1:])
 STAGES = [
     ("input", "producer timestamp to the speed layer's poll (producer batching, broker, fetch wait)"),
-    ("apply", "decode and apply one message"),
+    ("apply", "decode and apply the messages of one tick"),
     ("wait", "the oldest message of a tick waiting for the tick"),
     ("markers", "end offsets and position markers"),
     ("tick", "the engine's tick (window updates, finals, view records)"),
@@ -90,7 +90,7 @@ Peak RSS of the speed layer in that run (VmHWM): {f['speed_peak_rss_mib']} MiB, 
 
 **Latency at {f['latency_rate_tweets_per_sec']:,} tweets/s** (2 hashtags each, event time = now, `--emit-interval 50ms`): from the produce call of a probe tweet to the arrival of the first output that includes it (its realtime-view record), {f['latency_probes_seen']} of {f['latency_probes']} probes: p50 **{f['latency_p50_ms']} ms**, p99 **{f['latency_p99_ms']} ms**, max {f['latency_max_ms']} ms.
 
-Where the time goes, as the speed layer timed each stage of its loop in that run (its `speed_stage_*_seconds` metrics; per message for input and apply, per tick for the rest; the output's trip to the reader is the remainder):
+Where the time goes, as the speed layer timed each stage of its loop in that run (its `speed_stage_*_seconds` metrics; per message for input, per tick for the rest; the output's trip to the reader is the remainder):
 
 | stage | p50 ms | p99 ms |
 |---|---:|---:|

@@ -304,37 +304,31 @@ impl BatchView {
                 size_ms,
                 buckets: BTreeMap::new(),
             };
+            let p = &self.postings;
+            let period = |at: usize| p.buckets[at] - p.buckets[at].rem_euclid(size_ms);
             for i in 0..tweets {
-                let rows = self.postings.offsets[i] as usize..self.postings.offsets[i + 1] as usize;
-                let mut period = None;
-                let mut before = 0i64;
+                let rows = p.offsets[i] as usize..p.offsets[i + 1] as usize;
+                // A run of a tweet's rows in one period sums to the running
+                // sum at its last row minus the one before it.
+                let mut run_start = rows.start;
                 for at in rows.clone() {
-                    let start =
-                        self.postings.buckets[at] - self.postings.buckets[at].rem_euclid(size_ms);
-                    if period != Some(start) {
-                        if let Some(p) = period {
-                            let sum = self.postings.sums[at - 1] - before;
-                            if sum != 0 {
-                                level
-                                    .buckets
-                                    .entry(p)
-                                    .or_insert_with(Vec::new)
-                                    .push((i as u32, sum));
-                            }
-                            before = self.postings.sums[at - 1];
-                        }
-                        period = Some(start);
+                    if at + 1 < rows.end && period(at + 1) == period(at) {
+                        continue;
                     }
-                }
-                if let (Some(p), Some(last)) = (period, rows.last()) {
-                    let sum = self.postings.sums[last] - before;
+                    let before = if run_start == rows.start {
+                        0
+                    } else {
+                        p.sums[run_start - 1]
+                    };
+                    let sum = p.sums[at] - before;
                     if sum != 0 {
                         level
                             .buckets
-                            .entry(p)
-                            .or_insert_with(Vec::new)
+                            .entry(period(at))
+                            .or_default()
                             .push((i as u32, sum));
                     }
+                    run_start = at + 1;
                 }
             }
             levels.push(level);

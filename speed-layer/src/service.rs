@@ -203,14 +203,19 @@ fn consume_loop(
     let mut generation = 0;
     let mut positions: HashMap<Source, i64> = HashMap::new();
     let mut next_tick = Instant::now() + config.emit_interval;
-    // When the oldest message applied since the last tick was read.
+    // When the oldest message applied since the last tick was read, and
+    // the time spent applying messages since then.
     let mut oldest_unpublished: Option<Instant> = None;
+    let mut applying = Duration::ZERO;
     while !*shutdown.borrow() {
         if Instant::now() >= next_tick {
-            // Stage "wait": the oldest message's wait for this tick.
+            // Stages "wait" (the oldest message's wait for this tick) and
+            // "apply" (decoding and applying the tick's messages).
             if let Some(read) = oldest_unpublished.take() {
                 histogram!("speed_stage_wait_seconds").record(read.elapsed().as_secs_f64());
             }
+            histogram!("speed_stage_apply_seconds").record(applying.as_secs_f64());
+            applying = Duration::ZERO;
             flush(
                 config,
                 &clients,
@@ -245,7 +250,7 @@ fn consume_loop(
                 let started = Instant::now();
                 oldest_unpublished.get_or_insert(started);
                 handle(config, &counters, &mut engine, &producer, &m, &mut summary)?;
-                histogram!("speed_stage_apply_seconds").record(started.elapsed().as_secs_f64());
+                applying += started.elapsed();
             }
             Some(Err(e)) => tracing::warn!("consumer error: {e}"),
             None => {}
