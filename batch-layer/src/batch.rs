@@ -138,6 +138,7 @@ pub fn run(config: &BatchConfig) -> Result<BatchOutcome> {
     for name in &names {
         manifest::sync_dir(&tmp.join(name))?;
     }
+    manifest::sync_dir(&tmp)?;
     let view_files: BTreeMap<String, ViewFile> = names
         .iter()
         .map(|name| {

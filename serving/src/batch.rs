@@ -82,7 +82,8 @@ pub struct BatchView {
     by_total: Vec<u32>,
     /// False when a row's score is negative or a tweet's sum reaches
     /// `i64::MAX` (hand-made views): the threshold algorithm's bound needs
-    /// non-negative scores and exact running sums, so every tweet is summed.
+    /// non-negative scores and exact running sums, so every tweet's bucket
+    /// rows are summed instead (and no day or hour lists are built).
     threshold_ok: bool,
     texts: HashMap<u64, String>,
 }
@@ -291,13 +292,14 @@ impl BatchView {
             sums: scores,
         };
         // Day and hour lists from the postings (rows of score 0 cannot move
-        // a sum and are left out of them).
+        // a sum and are left out of them), for periods made of whole
+        // buckets, and only over sums that are exact.
         let mut levels = Vec::new();
         for size_ms in [
             tweetlambda_batch::views::DAY_MS,
             tweetlambda_batch::views::HOUR_MS,
         ] {
-            if size_ms <= self.bucket_ms {
+            if !ok || size_ms <= self.bucket_ms || size_ms % self.bucket_ms != 0 {
                 continue;
             }
             let mut level = Level {
@@ -372,7 +374,7 @@ impl BatchView {
         if hi <= lo {
             return 0;
         }
-        before(hi) - before(lo)
+        before(hi).saturating_sub(before(lo))
     }
 
     /// The `n` best tweets over `[from, to)` before B, by score summed with
@@ -401,7 +403,8 @@ impl BatchView {
             return (Vec::new(), Reading::Summed);
         }
         if !self.threshold_ok {
-            return (self.top_tweets_summing(from, to, n, extra), Reading::Summed);
+            let top = self.top_tweets_by_summing_all(from, to, n, extra);
+            return (top, Reading::Summed);
         }
         let mut lists: Vec<&[(u32, i64)]> = Vec::new();
         visit(&self.tweet_levels, self.boundary_ms, from, to, |rows| {
@@ -431,7 +434,11 @@ impl BatchView {
         }
         // The tightest list whose bound holds for the range: a tweet's sum
         // over its day when the range lies within one day, else its total.
-        let day = self.tweet_levels.first().filter(|l| l.size_ms == DAY_MS);
+        // (A day rollup exists only beside a smaller bucket level.)
+        let day = match self.tweet_levels.as_slice() {
+            [day, _, ..] if day.size_ms == DAY_MS => Some(day),
+            _ => None,
+        };
         let end = to.min(self.boundary_ms);
         let within_one_day = from.div_euclid(DAY_MS) == (end - 1).div_euclid(DAY_MS);
         let by_bound: Box<dyn Iterator<Item = (u32, i64)> + '_> = match day {
@@ -471,7 +478,8 @@ impl BatchView {
     }
 
     /// [`BatchView::top_tweets`] by summing the range's rows (per day,
-    /// hour and bucket).
+    /// hour and bucket; the fallback's way, tested on its own).
+    #[cfg(test)]
     fn top_tweets_summing(
         &self,
         from: i64,
@@ -758,7 +766,11 @@ mod threshold_tests {
     const DAY: i64 = 24 * HOUR;
 
     fn view(rows: &[(i64, u64, i64)], boundary: i64) -> BatchView {
-        let mut view = view_of(&[], boundary, MIN);
+        view_with_bucket(rows, boundary, MIN)
+    }
+
+    fn view_with_bucket(rows: &[(i64, u64, i64)], boundary: i64, bucket: i64) -> BatchView {
+        let mut view = view_of(&[], boundary, bucket);
         add_tweets(&mut view, rows);
         view
     }
@@ -838,6 +850,32 @@ mod threshold_tests {
     }
 
     #[test]
+    fn a_one_day_bucket_has_no_day_list_to_misread() {
+        // Unsorted bucket rows, a zero first: the answer must still be exact.
+        let rows = [(0, 1, 0), (0, 2, 5), (0, 3, 1), (0, 4, 7)];
+        let v = view_with_bucket(&rows, 2 * DAY, DAY);
+        let none = HashMap::new();
+        assert_eq!(v.top_tweets(0, DAY, 1, &none), vec![(4, 7)]);
+        assert_eq!(v.top_tweets(0, DAY, 3, &none), vec![(4, 7), (2, 5), (3, 1)]);
+    }
+
+    #[test]
+    fn saturating_views_are_summed_row_by_row() {
+        // A running sum at i64::MAX, then a later day: no rollup is built
+        // from differences of saturated sums, and nothing overflows.
+        let rows = [
+            (0, 1, i64::MAX),
+            (DAY, 1, 5),
+            (DAY, 2, 3),
+            (2 * DAY, 3, i64::MIN),
+        ];
+        let v = view(&rows, 3 * DAY);
+        assert!(!v.threshold_ok);
+        let none = HashMap::new();
+        assert_eq!(v.top_tweets(DAY, 2 * DAY, 2, &none), vec![(1, 5), (2, 3)]);
+    }
+
+    #[test]
     fn negative_rows_are_summed_in_full() {
         let rows = [(0, 1, 5), (MIN, 1, -4), (0, 2, 3)];
         let v = view(&rows, DAY);
@@ -847,9 +885,10 @@ mod threshold_tests {
 
     proptest! {
         /// Both ways give exactly what summing every tweet gives, for any
-        /// rows, boundary, range, N and scores after B.
+        /// bucket size, rows, boundary, range, N and scores after B.
         #[test]
         fn threshold_top_n_equals_the_brute_force_sum(
+            bucket in prop::sample::select(vec![MIN, 36 * MIN, 7 * MIN, DAY, 2 * DAY]),
             rows in prop::collection::vec((0i64..4 * 24 * 60, 1u64..60, 0i64..40), 0..400),
             skew in prop::collection::vec((0i64..4 * 24 * 60, 1u64..5, 0i64..2000), 0..8),
             extra in prop::collection::vec((1u64..80, 0i64..300), 0..10),
@@ -858,15 +897,18 @@ mod threshold_tests {
             len_min in 1i64..4 * 24 * 60,
             n in 0usize..12,
         ) {
+            // Times at bucket starts, as the views and the queries have them.
+            let align = |t: i64| t - t.rem_euclid(bucket);
             let rows: Vec<(i64, u64, i64)> = rows
                 .into_iter()
                 .chain(skew)
-                .map(|(m, id, s)| (m * MIN, id, s))
+                .map(|(m, id, s)| (align(m * MIN), id, s))
                 .collect();
-            let v = view(&rows, boundary_min * MIN);
+            let v = view_with_bucket(&rows, align(boundary_min * MIN), bucket);
             prop_assert!(v.threshold_ok);
             let extra: HashMap<u64, i64> = extra.into_iter().collect();
-            let (from, to) = (from_min * MIN, (from_min + len_min) * MIN);
+            let from = align(from_min * MIN);
+            let to = align((from_min + len_min) * MIN - 1) + bucket;
             let expected = v.top_tweets_by_summing_all(from, to, n, &extra);
             // By the list of totals (or its fallback), and by summing the
             // range's rows.
