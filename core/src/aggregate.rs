@@ -82,14 +82,18 @@ pub enum Applied {
     Duplicate,
 }
 
+/// The exactly-once sets are read on every event: they hash with foldhash
+/// (seeded at random per process, like std's SipHash, but faster).
+type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default, Clone)]
 struct Bucket {
     aggregate: BucketAggregate,
-    seen_tweets: HashSet<u64>,
+    seen_tweets: FastSet<u64>,
     /// Hashtag → the tweets counted for it (looked up by `&str`, so that a
     /// known hashtag costs no allocation).
-    tag_tweets: HashMap<String, HashSet<u64>>,
-    seen_retweets: HashSet<(u64, u64)>,
+    tag_tweets: HashMap<String, FastSet<u64>, foldhash::fast::RandomState>,
+    seen_retweets: FastSet<(u64, u64)>,
 }
 
 /// Per-bucket aggregates with exactly-once application of events.
@@ -136,7 +140,7 @@ impl Aggregator {
             Some(tweets) => tweets.insert(tweet_id),
             None => {
                 b.tag_tweets
-                    .insert(hashtag.to_string(), HashSet::from([tweet_id]));
+                    .insert(hashtag.to_string(), FastSet::from_iter([tweet_id]));
                 true
             }
         };

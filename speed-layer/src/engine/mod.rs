@@ -111,8 +111,10 @@ pub struct Engine {
     first_bucket: Option<i64>,
     /// Window name → end of the newest instance published as final.
     finalized_until: HashMap<String, i64>,
-    dirty_hashtags: HashMap<i64, HashSet<String>>,
-    dirty_tweets: HashMap<i64, HashSet<u64>>,
+    /// Touched on every event: foldhash, seeded per process (std's SipHash
+    /// is the slower default).
+    dirty_hashtags: HashMap<i64, HashSet<String, foldhash::fast::RandomState>>,
+    dirty_tweets: HashMap<i64, HashSet<u64, foldhash::fast::RandomState>>,
     late_events: u64,
     /// (Bucket, input partition) → events that came after the bucket was
     /// dropped.

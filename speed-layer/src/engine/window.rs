@@ -15,7 +15,7 @@ pub(crate) struct WindowSum {
     pub(crate) sum: BucketAggregate,
     /// Tweet id → number of buckets of the window it has a score in, so that
     /// a tweet leaves the sum when its last bucket leaves the window.
-    pub(crate) tweet_buckets: HashMap<u64, u32>,
+    pub(crate) tweet_buckets: HashMap<u64, u32, foldhash::fast::RandomState>,
 }
 
 impl WindowSum {
