@@ -406,10 +406,7 @@ impl BatchView {
             let top = self.top_tweets_by_summing_all(from, to, n, extra);
             return (top, Reading::Summed);
         }
-        let mut lists: Vec<&[(u32, i64)]> = Vec::new();
-        visit(&self.tweet_levels, self.boundary_ms, from, to, |rows| {
-            lists.push(rows)
-        });
+        let lists = self.range_lists(from, to);
         let rows: usize = lists.iter().map(|l| l.len()).sum();
         // Every tweet of `extra` is a candidate with its exact total.
         let mut totals: Vec<(u64, i64)> = Vec::with_capacity(extra.len() + 4 * n);
@@ -487,11 +484,16 @@ impl BatchView {
         n: usize,
         extra: &HashMap<u64, i64>,
     ) -> Vec<(u64, i64)> {
+        self.sum_lists(&self.range_lists(from, to), n, extra)
+    }
+
+    /// The day, hour and bucket rows that make up `[from, to)` before B.
+    fn range_lists(&self, from: i64, to: i64) -> Vec<&[(u32, i64)]> {
         let mut lists: Vec<&[(u32, i64)]> = Vec::new();
         visit(&self.tweet_levels, self.boundary_ms, from, to, |rows| {
             lists.push(rows)
         });
-        self.sum_lists(&lists, n, extra)
+        lists
     }
 
     /// Sums the rows of `lists` by tweet, adds `extra` and ranks.
