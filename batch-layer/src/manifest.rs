@@ -313,6 +313,36 @@ mod tests {
     }
 
     #[test]
+    fn a_view_is_a_directory_of_dated_files_or_one_file() {
+        let dir = scratch("files");
+        let view = dir.join("v000002").join("tweet_scores");
+        fs::create_dir_all(&view).expect("view dir");
+        for name in ["2021-08-30.parquet", "2021-08-29.parquet", "notes.txt"] {
+            fs::write(view.join(name), b"").expect("file");
+        }
+        let format_2 = ViewFile {
+            path: "v000002/tweet_scores".into(),
+            rows: 0,
+        };
+        assert_eq!(
+            format_2.files(&dir).expect("files"),
+            vec![
+                view.join("2021-08-29.parquet"),
+                view.join("2021-08-30.parquet")
+            ]
+        );
+        // Format 1 named the file itself.
+        let format_1 = ViewFile {
+            path: "v000001/tweet_scores.parquet".into(),
+            rows: 0,
+        };
+        assert_eq!(
+            format_1.files(&dir).expect("files"),
+            vec![dir.join("v000001/tweet_scores.parquet")]
+        );
+    }
+
+    #[test]
     fn prune_keeps_the_newest_versions() {
         let dir = scratch("prune");
         for v in 1..=5 {
