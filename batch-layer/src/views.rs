@@ -64,13 +64,23 @@ fn scan(files: &[PathBuf]) -> PolarsResult<LazyFrame> {
     LazyFrame::scan_parquet_sources(sources, args)
 }
 
-/// The names of the views computed for a bucket size: the hashtag
-/// rollups exist when the bucket size divides an hour.
+/// The hashtag rollups (name, period) for a bucket size: they exist when
+/// the bucket size divides an hour.
+fn rollups(bucket_ms: i64) -> &'static [(&'static str, i64)] {
+    if HOUR_MS % bucket_ms == 0 {
+        &[
+            ("hashtag_counts_hour", HOUR_MS),
+            ("hashtag_counts_day", DAY_MS),
+        ]
+    } else {
+        &[]
+    }
+}
+
+/// The names of the views computed for a bucket size.
 pub fn view_names(bucket_ms: i64) -> Vec<&'static str> {
     let mut names = vec!["hashtag_counts", "tweet_scores"];
-    if HOUR_MS % bucket_ms == 0 {
-        names.extend(["hashtag_counts_hour", "hashtag_counts_day"]);
-    }
+    names.extend(rollups(bucket_ms).iter().map(|(name, _)| *name));
     names
 }
 
@@ -265,16 +275,7 @@ impl Tweets {
         // Hashtags roll up by hour and day; tweet scores do not: nearly every
         // tweet lives in one minute, so a rollup would be as large as the
         // minute view and save a reader nothing.
-        // (`view_names` lists the same views.)
-        let rollups: &[(&'static str, i64)] = if HOUR_MS % self.bucket_ms == 0 {
-            &[
-                ("hashtag_counts_hour", HOUR_MS),
-                ("hashtag_counts_day", DAY_MS),
-            ]
-        } else {
-            &[]
-        };
-        for &(name, size) in rollups {
+        for &(name, size) in rollups(self.bucket_ms) {
             let tags = hashtags
                 .clone()
                 .lazy()

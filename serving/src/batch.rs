@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 use tweetlambda_batch::manifest::{self, Manifest};
-use tweetlambda_batch::views::DAY_MS;
+use tweetlambda_batch::views::{DAY_MS, HOUR_MS};
 
 use crate::error::{Error, Result};
 
@@ -130,8 +130,8 @@ impl BatchView {
         };
         let mut ids: HashMap<String, u32> = HashMap::new();
         for (name, size) in [
-            ("hashtag_counts_day", tweetlambda_batch::views::DAY_MS),
-            ("hashtag_counts_hour", tweetlambda_batch::views::HOUR_MS),
+            ("hashtag_counts_day", DAY_MS),
+            ("hashtag_counts_hour", HOUR_MS),
             ("hashtag_counts", m.bucket_ms),
         ] {
             if !m.views.contains_key(name) && name != "hashtag_counts" {
@@ -295,10 +295,7 @@ impl BatchView {
         // a sum and are left out of them), for periods made of whole
         // buckets, and only over sums that are exact.
         let mut levels = Vec::new();
-        for size_ms in [
-            tweetlambda_batch::views::DAY_MS,
-            tweetlambda_batch::views::HOUR_MS,
-        ] {
+        for size_ms in [DAY_MS, HOUR_MS] {
             if !ok || size_ms <= self.bucket_ms || size_ms % self.bucket_ms != 0 {
                 continue;
             }
@@ -706,11 +703,7 @@ pub(crate) mod tests {
             ..BatchView::default()
         };
         let mut ids: HashMap<String, u32> = HashMap::new();
-        for size in [
-            tweetlambda_batch::views::DAY_MS,
-            tweetlambda_batch::views::HOUR_MS,
-            bucket_ms,
-        ] {
+        for size in [DAY_MS, HOUR_MS, bucket_ms] {
             let mut sums: BTreeMap<(i64, u32), i64> = BTreeMap::new();
             for (t, tag, c) in rows.iter().filter(|r| r.0 < boundary) {
                 let next = ids.len() as u32;

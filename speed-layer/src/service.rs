@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use metrics::{counter, gauge, histogram, Counter};
+use metrics::{counter, gauge, histogram, Counter, Histogram};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
@@ -366,6 +366,8 @@ struct Counters {
     late: [Counter; 3],
     too_late: [Counter; 3],
     dead_letters: [Counter; 3],
+    /// Stage "input": from a message's producer timestamp to its poll.
+    input_age: Histogram,
 }
 
 impl Counters {
@@ -378,6 +380,7 @@ impl Counters {
             late: per_topic("speed_late_events_total"),
             too_late: per_topic("speed_too_late_events_total"),
             dead_letters: per_topic("speed_dead_letters_total"),
+            input_age: histogram!("speed_stage_input_seconds"),
         }
     }
 }
@@ -401,7 +404,8 @@ fn handle(
     // Stage "input": from the producer's timestamp to this poll (the
     // producer's batching, the broker, the fetch wait).
     if let Some(created_ms) = m.timestamp().to_millis() {
-        histogram!("speed_stage_input_seconds").record((wall_ms - created_ms).max(0) as f64 / 1e3);
+        let age_ms = (wall_ms - created_ms).max(0);
+        counters.input_age.record(age_ms as f64 / 1e3);
     }
     let not_future = |t_ms: i64| check_not_future(t_ms, wall_ms, config.max_future_ms);
     let outcome = match input {
