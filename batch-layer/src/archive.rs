@@ -65,6 +65,9 @@ pub struct ArchiveConfig {
     /// A tweet whose event time is further ahead of the wall clock is not
     /// archived (the speed layer dead-letters it by the same rule).
     pub max_future_ms: i64,
+    /// Small commits merged into one by compaction (0: no compaction); a
+    /// commit is small below `batch_rows` rows ([`crate::compact`]).
+    pub compact_fanout: usize,
 }
 
 /// What an archive run did.
@@ -78,6 +81,8 @@ pub struct ArchiveSummary {
     pub files: u64,
     /// Files of an interrupted run that were removed at start.
     pub removed_leftovers: u64,
+    /// Commits compaction merged into others.
+    pub compacted: u64,
 }
 
 /// A commit: the files that hold offsets `first..=last` of a partition.
@@ -95,16 +100,68 @@ pub struct Commit {
     pub rows: u64,
     /// The files, relative to the master dataset's root.
     pub files: Vec<String>,
+    /// 0 for a commit the archive wrote; one more than the highest level
+    /// merged for a commit compaction wrote ([`crate::compact`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub level: u32,
+    /// For each file compaction merged: the files the archive wrote whose
+    /// rows it holds, in order. A date's input is named by these, so that
+    /// compaction does not make the batch recompute it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, Vec<String>>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Commit {
+    /// The files the archive wrote whose rows `file` holds: `file` itself
+    /// unless compaction merged it.
+    pub fn sources_of<'a>(&'a self, file: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let merged = self.sources.get(file);
+        merged
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .chain(merged.is_none().then_some(file))
+    }
+
+    /// The name of a commit's JSON file, and the stem of its data files.
+    pub(crate) fn stem(&self) -> String {
+        format!(
+            "{}-p{}-{}-{}",
+            self.topic, self.partition, self.first, self.last
+        )
+    }
 }
 
 /// The commits of `topic` in the master dataset, ordered by partition and
 /// offset. Only the files they list belong to the dataset.
 pub fn read_commits(master: &Path, topic: &str) -> Result<Vec<Commit>> {
+    Ok(read_all_commits(master, topic)?.live)
+}
+
+/// The commits of a topic: those in force, and those a compaction merged
+/// whose removal is still pending.
+pub(crate) struct Commits {
+    /// In force, ordered by partition and offset.
+    pub(crate) live: Vec<Commit>,
+    /// Merged into a commit of `live` whose offsets contain theirs.
+    pub(crate) superseded: Vec<Commit>,
+}
+
+pub(crate) fn read_all_commits(master: &Path, topic: &str) -> Result<Commits> {
     let commits_dir = master.join("_commits");
     let mut commits = Vec::new();
     let entries = match fs::read_dir(&commits_dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(commits),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Commits {
+                live: commits,
+                superseded: Vec::new(),
+            })
+        }
         Err(e) => return Err(Error::io(&commits_dir)(e)),
     };
     for entry in entries {
@@ -112,15 +169,46 @@ pub fn read_commits(master: &Path, topic: &str) -> Result<Vec<Commit>> {
         if path.extension().is_none_or(|e| e != "json") {
             continue;
         }
-        let text = fs::read_to_string(&path).map_err(Error::io(&path))?;
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            // Removed since the listing: a merged commit a compaction
+            // cleaned up (it does so only while no batch reads).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(&path)(e)),
+        };
         let commit: Commit = serde_json::from_str(&text)
             .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
         if commit.topic == topic {
             commits.push(commit);
         }
     }
-    commits.sort_by_key(|c| (c.partition, c.first));
-    Ok(commits)
+    split_superseded(commits)
+}
+
+/// Separates the commits a compaction merged (their offsets lie within a
+/// larger commit of the same partition) from those in force. Ranges that
+/// overlap without one holding the other are corrupt.
+fn split_superseded(mut commits: Vec<Commit>) -> Result<Commits> {
+    // Per partition by first offset, the widest range first.
+    commits.sort_by_key(|c| (c.partition, c.first, std::cmp::Reverse(c.last)));
+    let mut live: Vec<Commit> = Vec::new();
+    let mut superseded = Vec::new();
+    for c in commits {
+        match live.last() {
+            Some(l) if l.partition == c.partition && c.first <= l.last => {
+                if c.last > l.last {
+                    return Err(Error::Corrupt(format!(
+                        "commits {} and {} overlap",
+                        l.stem(),
+                        c.stem()
+                    )));
+                }
+                superseded.push(c);
+            }
+            _ => live.push(c),
+        }
+    }
+    Ok(Commits { live, superseded })
 }
 
 /// One archived row.
@@ -164,9 +252,13 @@ fn recover(master: &Path, topic: &str, summary: &mut ArchiveSummary) -> Result<B
     fs::create_dir_all(&commits_dir).map_err(Error::io(&commits_dir))?;
     let mut last: BTreeMap<i32, i64> = BTreeMap::new();
     let mut listed: HashSet<PathBuf> = HashSet::new();
-    for commit in read_commits(master, topic)? {
+    let commits = read_all_commits(master, topic)?;
+    for commit in &commits.live {
         let slot = last.entry(commit.partition).or_insert(commit.last);
         *slot = (*slot).max(commit.last);
+    }
+    // A merged commit's files stay until no batch reads them.
+    for commit in commits.live.iter().chain(&commits.superseded) {
         listed.extend(commit.files.iter().map(|f| master.join(f)));
     }
     for entry in fs::read_dir(master).map_err(Error::io(master))? {
@@ -192,11 +284,12 @@ fn recover(master: &Path, topic: &str, summary: &mut ArchiveSummary) -> Result<B
             }
         }
     }
+    crate::compact::remove_superseded(master, topic)?;
     Ok(last)
 }
 
 /// The archive's lock file in the master dataset.
-const ARCHIVE_LOCK: &str = ".archive.lock";
+pub(crate) const ARCHIVE_LOCK: &str = ".archive.lock";
 
 /// Checks that a partition holding offsets `low..high` can be archived from
 /// `from` without a gap.
@@ -258,24 +351,42 @@ fn write_batch(
         files.push(relative);
         summary.files += 1;
     }
-    let commit = Commit {
-        topic: topic.to_string(),
-        partition,
-        first,
-        last,
-        rows: rows.len() as u64,
-        files,
-    };
-    let path = master.join("_commits").join(format!("{stem}.json"));
+    write_commit(
+        master,
+        &Commit {
+            topic: topic.to_string(),
+            partition,
+            first,
+            last,
+            rows: rows.len() as u64,
+            files,
+            level: 0,
+            sources: BTreeMap::new(),
+        },
+    )?;
+    summary.archived += rows.len() as u64;
+    Ok(())
+}
+
+/// Writes a commit's JSON file (the step that makes its data files count),
+/// fsynced with its directory.
+pub(crate) fn write_commit(master: &Path, commit: &Commit) -> Result<()> {
+    let dir = master.join("_commits");
+    let path = dir.join(format!("{}.json", commit.stem()));
     let tmp = path.with_extension("json.tmp");
-    let text = serde_json::to_string_pretty(&commit).map_err(|e| Error::Corrupt(e.to_string()))?;
+    let text = serde_json::to_string_pretty(commit).map_err(|e| Error::Corrupt(e.to_string()))?;
     let mut file = fs::File::create(&tmp).map_err(Error::io(&tmp))?;
     std::io::Write::write_all(&mut file, text.as_bytes()).map_err(Error::io(&tmp))?;
     file.sync_all().map_err(Error::io(&tmp))?;
     fs::rename(&tmp, &path).map_err(Error::io(&path))?;
-    crate::manifest::sync_dir(&master.join("_commits"))?;
-    summary.archived += rows.len() as u64;
-    Ok(())
+    crate::manifest::sync_dir(&dir)
+}
+
+/// How the master dataset's Parquet files are written.
+pub(crate) fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build()
 }
 
 pub(crate) fn write_parquet(path: &Path, partition: i32, rows: &[&Row]) -> Result<()> {
@@ -332,10 +443,7 @@ pub(crate) fn write_parquet(path: &Path, partition: i32, rows: &[&Row]) -> Resul
     let batch =
         RecordBatch::try_new(schema(), columns).map_err(|e| Error::Corrupt(e.to_string()))?;
     let file = fs::File::create(path).map_err(Error::io(path))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .build();
-    let mut writer = ArrowWriter::try_new(file, schema(), Some(props))
+    let mut writer = ArrowWriter::try_new(file, schema(), Some(writer_properties()))
         .map_err(|e| Error::Parquet(path.display().to_string(), e.to_string()))?;
     writer
         .write(&batch)
@@ -379,6 +487,7 @@ fn archive_loop(
         e => e,
     })?;
     let done = recover(&config.master, &config.topic, &mut summary)?;
+    compact(config, &mut summary)?;
     let consumer: BaseConsumer = config
         .kafka
         .client_config()
@@ -475,13 +584,32 @@ fn archive_loop(
             for (p, rows) in std::mem::take(&mut buffers) {
                 write_batch(&config.master, &config.topic, p, &rows, &mut summary)?;
             }
+            compact(config, &mut summary)?;
             last_write = Instant::now();
         }
     }
     for (p, rows) in std::mem::take(&mut buffers) {
         write_batch(&config.master, &config.topic, p, &rows, &mut summary)?;
     }
+    compact(config, &mut summary)?;
     Ok(summary)
+}
+
+/// Merges small commits, if compaction is on (the archive's lock is held).
+fn compact(config: &ArchiveConfig, summary: &mut ArchiveSummary) -> Result<()> {
+    if config.compact_fanout < 2 {
+        return Ok(());
+    }
+    let done = crate::compact::compact(
+        &config.master,
+        &config.topic,
+        crate::compact::CompactConfig {
+            fanout: config.compact_fanout,
+            small_rows: config.batch_rows as u64,
+        },
+    )?;
+    summary.compacted += done.merged;
+    Ok(())
 }
 
 /// Writes tweets straight into the master dataset as if archived from a

@@ -92,6 +92,8 @@ pub fn run(config: &BatchConfig) -> Result<BatchOutcome> {
     std::fs::create_dir_all(&config.views).map_err(Error::io(&config.views))?;
     let _lock = manifest::lock(&config.views)?;
     manifest::remove_leftovers(&config.views)?;
+    // Compaction removes no file of the master dataset while this is held.
+    let _reading = crate::compact::read_lock(&config.master)?;
 
     let commits = archive::read_commits(&config.master, &config.topic)?;
     if commits.is_empty() {
@@ -278,8 +280,10 @@ fn build_dates(
 
 /// The committed files of one event date.
 struct DateInput {
-    /// Paths relative to the master dataset, as the commits list them (the
-    /// date's identity: files are immutable and named by offsets).
+    /// The files the archive wrote, relative to the master dataset (the
+    /// date's identity: files are immutable and named by offsets). For a
+    /// file compaction merged, the files it holds: compacting a date does
+    /// not change its identity.
     relative: Vec<String>,
     /// The same, absolute, in commit order (partition, offset): the order
     /// in which the first copy of a tweet is kept.
@@ -431,7 +435,9 @@ fn dated_files(config: &BatchConfig, commits: &[Commit]) -> Result<BTreeMap<Stri
                     paths: Vec::new(),
                     newest_ms: BTreeMap::new(),
                 });
-            input.relative.push(relative.clone());
+            input
+                .relative
+                .extend(commit.sources_of(relative).map(str::to_string));
             input.paths.push(path);
             if let Some(t) = newest {
                 let slot = input.newest_ms.entry(commit.partition).or_insert(t);

@@ -5,6 +5,7 @@
 //! - [`archive`]: `tweetlambda archive`, the master dataset: the `tweets`
 //!   topic as immutable Parquet files partitioned by event date, named by
 //!   topic, partition and offset range, committed atomically.
+//! - [`compact`]: small commits of the master dataset merged into one.
 //! - [`batch`]: `tweetlambda batch`, the cron job: the views recomputed from
 //!   the whole master dataset, and the boundary B.
 //! - [`views`]: the views and their definitions, in Polars.
@@ -14,6 +15,7 @@
 
 pub mod archive;
 pub mod batch;
+pub mod compact;
 pub mod error;
 pub mod manifest;
 pub mod views;

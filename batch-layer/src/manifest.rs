@@ -214,6 +214,20 @@ pub(crate) fn lock_file(dir: &Path, name: &str) -> Result<Lock> {
     }
 }
 
+/// Takes the lock file `name` in `dir` shared, waiting while a holder of
+/// it exclusive finishes.
+pub(crate) fn lock_file_shared(dir: &Path, name: &str) -> Result<Lock> {
+    let path = dir.join(name);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(Error::io(&path))?;
+    file.lock_shared().map_err(Error::io(&path))?;
+    Ok(Lock { _file: file })
+}
+
 /// Directory name of a version.
 pub fn version_dir(version: u64) -> String {
     format!("v{version:06}")
@@ -290,10 +304,11 @@ pub fn prune(views: &Path, keep: usize, current: u64) -> Result<Vec<u64>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn scratch(name: &str) -> PathBuf {
+    /// An empty directory for a test.
+    pub(crate) fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
             "tweetlambda-manifest-{name}-{}",
             std::process::id()

@@ -51,6 +51,10 @@ pub struct GenerateArgs {
     /// new tweets (one more day, say) instead of duplicates.
     #[arg(long, default_value_t = 1, requires = "master", value_parser = clap::value_parser!(i64).range(1..))]
     first_id: i64,
+    /// Tweets per partition and commit (`--master` only): small values make
+    /// the many small files of a continuous archive.
+    #[arg(long, default_value_t = 1_000_000, requires = "master", value_parser = clap::value_parser!(u64).range(1..))]
+    rows_per_file: u64,
 }
 
 pub async fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
@@ -73,8 +77,14 @@ pub async fn run(a: GenerateArgs) -> anyhow::Result<ExitCode> {
                 None
             }
         });
-        let s = tweetlambda_batch::archive::write_tweets(&master, "tweets", 3, 1_000_000, events)
-            .context("generate failed")?;
+        let s = tweetlambda_batch::archive::write_tweets(
+            &master,
+            "tweets",
+            3,
+            usize::try_from(a.rows_per_file).unwrap_or(usize::MAX),
+            events,
+        )
+        .context("generate failed")?;
         if let Some(e) = failure {
             return Err(e).context("generate failed");
         }

@@ -5,7 +5,7 @@
 //!
 //! One module per command, its arguments beside the code that maps them to
 //! the library's configuration: [`load`], [`replay`], [`generate`],
-//! [`migrate`], [`peek`], [`speed`], [`finals`], [`archive`], [`batch`],
+//! [`migrate`], [`peek`], [`speed`], [`finals`], [`archive`] (with `compact`), [`batch`],
 //! [`serve`] (with `query`), [`index`], [`kibana`], [`x`]. [`common`] holds the arguments and parsers
 //! several commands share; [`config`] the optional configuration file, whose
 //! keys are derived from the flags below.
@@ -63,6 +63,8 @@ enum Command {
     Finals(finals::FinalsArgs),
     /// Copy the tweets topic into the master dataset (Parquet by event date).
     Archive(archive::ArchiveArgs),
+    /// Merge the master dataset's small files (the archive does it as it runs).
+    Compact(archive::CompactArgs),
     /// Recompute the batch views from the master dataset and publish them (for cron).
     Batch(batch::BatchArgs),
     /// Serve merged top-N over HTTP (JSON API, dashboard, metrics).
@@ -154,6 +156,7 @@ async fn run(command: Command, kafka_from_file: Vec<(String, String)>) -> anyhow
         Command::Speed(a) => speed::run(a, file).await,
         Command::Finals(a) => finals::run(a, file).await,
         Command::Archive(a) => archive::run(a, file).await,
+        Command::Compact(a) => archive::compact(a).await,
         Command::Batch(a) => batch::run(a).await,
         Command::Serve(a) => serve::serve(a, file).await,
         Command::Query(a) => serve::query(a).await,

@@ -113,6 +113,41 @@ async fn archive_holds_every_tweet_once_after_a_rerun_and_a_kill() {
         "{again}"
     );
     assert_eq!(read_master(&master).0.len(), 8759);
+
+    // Compaction merges the small commits into one per partition and date;
+    // every row stays, once.
+    let commits = || std::fs::read_dir(master.join("_commits")).map_or(0, |d| d.count());
+    let files = |m: &Path| -> usize {
+        std::fs::read_dir(m)
+            .expect("master")
+            .flatten()
+            .filter(|d| d.file_name().to_string_lossy().starts_with("date="))
+            .map(|d| std::fs::read_dir(d.path()).expect("date").count())
+            .sum()
+    };
+    let (commits_before, files_before) = (commits(), files(&master));
+    let mut before = read_master(&master).0;
+    let out = ok(tweetlambda(&[
+        "compact",
+        "--master",
+        m,
+        "--tweets-topic",
+        &topics.tweets,
+        "--compact-fanout",
+        "2",
+    ]));
+    assert!(out.contains("0 merged commits left"), "{out}");
+    let mut after = read_master(&master).0;
+    before.sort();
+    after.sort();
+    assert_eq!(after, before);
+    let partitions = 3;
+    assert!(
+        commits() <= partitions * 12 && commits() < commits_before,
+        "{commits_before} commits before, {} after",
+        commits()
+    );
+    assert!(files(&master) < files_before, "{files_before} files before");
     let _ = std::fs::remove_dir_all(&master);
 }
 
