@@ -41,6 +41,10 @@ pub struct ReplayArgs {
     /// Rows read from MySQL per query.
     #[arg(long, default_value_t = 10_000)]
     fetch_size: u32,
+    /// When the broker fails deliveries (a restart), keep resuming from the
+    /// checkpoint for this long after the first failure (`0s`: stop at once).
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    retry_for: Duration,
 }
 
 pub async fn run(a: ReplayArgs, kafka_from_file: &[(String, String)]) -> anyhow::Result<ExitCode> {
@@ -56,6 +60,7 @@ pub async fn run(a: ReplayArgs, kafka_from_file: &[(String, String)]) -> anyhow:
         restart: a.restart,
         checkpoint_interval: a.checkpoint_interval,
         fetch_size: a.fetch_size.max(1),
+        retry_for: a.retry_for,
         progress: is_terminal(),
     };
     let summary = replay::run(&options, shutdown_signal())

@@ -94,8 +94,8 @@ pub async fn run(a: SpeedArgs, kafka_from_file: &[(String, String)]) -> anyhow::
         .await
         .context("speed layer failed")?;
     println!(
-        "speed: {} events counted, {} duplicates, {} late ({} too late for the view), {} dead letters, {} window instances finalised, {} outputs not delivered",
-        summary.applied, summary.duplicates, summary.late, summary.too_late, summary.dead_letters, summary.finals, summary.produce_failures
+        "speed: {} events counted, {} duplicates, {} late ({} too late for the view), {} dead letters, {} window instances finalised, {} outputs sent again after a failed delivery, {} outputs not delivered",
+        summary.applied, summary.duplicates, summary.late, summary.too_late, summary.dead_letters, summary.finals, summary.resent, summary.produce_failures
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,7 @@
 //! before it commits the progress the messages stand for.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +24,51 @@ pub struct Deliveries {
     next_offsets: Mutex<HashMap<(String, i32), i64>>,
     failed: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// Keep the messages whose delivery failed ([`Producer::keep_failed`]).
+    keep_failed: AtomicBool,
+    failed_messages: Mutex<Vec<FailedMessage>>,
+}
+
+/// A message the broker did not take, with why.
+#[derive(Debug, Clone)]
+pub struct FailedMessage {
+    /// Its topic.
+    pub topic: String,
+    /// Its partition, as sent (`None`: chosen by key).
+    pub partition: Option<i32>,
+    /// Its key.
+    pub key: Vec<u8>,
+    /// Its payload.
+    pub payload: Vec<u8>,
+    /// Its timestamp (ms), when the delivery report has it (librdkafka's
+    /// reports of failed deliveries do not: a re-send then takes the time
+    /// it is sent).
+    pub timestamp_ms: Option<i64>,
+    /// The error.
+    pub error: KafkaError,
+}
+
+impl FailedMessage {
+    /// True for refusals that sending the same message again cannot
+    /// change (too large, invalid, not authorised); others (a broker
+    /// restarting, a timeout, no leader) may pass another time.
+    pub fn is_permanent(&self) -> bool {
+        use RDKafkaErrorCode as C;
+        matches!(
+            self.error.rdkafka_error_code(),
+            Some(
+                C::MessageSizeTooLarge
+                    | C::InvalidMessageSize
+                    | C::InvalidMessage
+                    | C::InvalidRecord
+                    | C::MessageBatchTooLarge
+                    | C::TopicAuthorizationFailed
+                    | C::ClusterAuthorizationFailed
+                    | C::PolicyViolation
+                    | C::InvalidTopic
+            )
+        )
+    }
 }
 
 impl ClientContext for Deliveries {}
@@ -41,10 +86,22 @@ impl ProducerContext for Deliveries {
                     *slot = (*slot).max(m.offset() + 1);
                 }
             }
-            Err((e, _)) => {
+            Err((e, m)) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut last) = self.last_error.lock() {
                     *last = Some(e.to_string());
+                }
+                if self.keep_failed.load(Ordering::Relaxed) {
+                    if let Ok(mut kept) = self.failed_messages.lock() {
+                        kept.push(FailedMessage {
+                            topic: m.topic().to_string(),
+                            partition: Some(m.partition()).filter(|p| *p >= 0),
+                            key: m.key().unwrap_or_default().to_vec(),
+                            payload: m.payload().unwrap_or_default().to_vec(),
+                            timestamp_ms: m.timestamp().to_millis(),
+                            error: e.clone(),
+                        });
+                    }
                 }
             }
         }
@@ -78,6 +135,52 @@ impl Producer {
         Ok(Producer {
             inner: Arc::new(inner),
         })
+    }
+
+    /// From now on, messages whose delivery fails are kept, to be taken
+    /// by [`Producer::take_failed`] (and sent again, say).
+    pub fn keep_failed(&self) {
+        self.inner
+            .context()
+            .keep_failed
+            .store(true, Ordering::Relaxed);
+    }
+
+    /// The messages whose delivery failed since the last call (kept only
+    /// after [`Producer::keep_failed`]).
+    pub fn take_failed(&self) -> Vec<FailedMessage> {
+        self.inner
+            .context()
+            .failed_messages
+            .lock()
+            .map(|mut kept| std::mem::take(&mut *kept))
+            .unwrap_or_default()
+    }
+
+    /// Queues a failed message again, to the partition it went to (so
+    /// that its order with the messages of that partition keeps).
+    pub fn resend_blocking(&self, m: &FailedMessage) -> Result<()> {
+        let mut record = BaseRecord::to(m.topic.as_str())
+            .key(&m.key[..])
+            .payload(&m.payload[..]);
+        if let Some(p) = m.partition {
+            record = record.partition(p);
+        }
+        if let Some(t) = m.timestamp_ms {
+            record = record.timestamp(t);
+        }
+        loop {
+            match self.inner.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((e, _)) => {
+                    return Err(Error::kafka(format!("queue a message for {}", m.topic))(e))
+                }
+            }
+        }
     }
 
     /// Queues one message; waits while librdkafka's queue is full.
@@ -216,6 +319,56 @@ mod tests {
     use super::*;
     use rdkafka::mocking::MockCluster;
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+    /// librdkafka's mock cluster: a broker answering "unknown error" (as a
+    /// restarting Tansu does) fails the delivery; the message is kept, and
+    /// sent again once the broker answers, to the same partition.
+    #[test]
+    fn failed_messages_are_kept_and_can_be_sent_again() {
+        let mock = MockCluster::new(1).expect("mock cluster");
+        mock.create_topic("t", 3, 1).expect("topic");
+        let producer = Producer::new(&KafkaOptions {
+            brokers: mock.bootstrap_servers(),
+            properties: vec![("message.timeout.ms".into(), "5000".into())],
+        })
+        .expect("producer");
+        producer.keep_failed();
+        mock.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN],
+        );
+        producer
+            .send_blocking("t", "key", b"payload", 42)
+            .expect("queued");
+        assert!(producer.flush_blocking().is_err());
+        let failed = producer.take_failed();
+        assert_eq!(failed.len(), 1);
+        let m = &failed[0];
+        assert_eq!(
+            (m.topic.as_str(), &m.key[..], &m.payload[..]),
+            ("t", &b"key"[..], &b"payload"[..])
+        );
+        assert!(!m.is_permanent(), "{:?}", m.error);
+        assert!(producer.take_failed().is_empty(), "taken once");
+
+        mock.clear_request_errors(RDKafkaApiKey::Produce);
+        producer.resend_blocking(m).expect("queued again");
+        let offsets = producer.flush_blocking().expect("delivered");
+        let partition = m.partition.expect("the partition it went to");
+        assert_eq!(offsets.get(&format!("t:{partition}")), Some(&1));
+
+        // A refusal for good is told apart.
+        mock.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_RECORD],
+        );
+        producer
+            .send_blocking("t", "key", b"bad", 0)
+            .expect("queued");
+        assert!(producer.flush_blocking().is_err());
+        let failed = producer.take_failed();
+        assert!(failed.len() == 1 && failed[0].is_permanent(), "{failed:?}");
+    }
 
     /// librdkafka's mock cluster: a delivery refused by the broker with an
     /// error that is not retried.

@@ -45,7 +45,19 @@ struct Assignments {
 }
 
 /// High watermarks of the input partitions, from librdkafka's statistics.
-type HighWatermarks = Arc<Mutex<HashMap<(String, i32), i64>>>;
+type HighWatermarks = Arc<Mutex<BrokerView>>;
+
+/// What librdkafka's statistics say of the input.
+#[derive(Debug, Default)]
+struct BrokerView {
+    /// Each partition's high watermark.
+    highs: HashMap<(String, i32), i64>,
+    /// When the statistics last showed every broker connected.
+    all_up_at: Option<Instant>,
+}
+
+/// Statistics every this many ms (`statistics.interval.ms`, unless set).
+const STATISTICS_INTERVAL_MS: u64 = 500;
 
 struct SpeedContext {
     assignments: Arc<Assignments>,
@@ -56,9 +68,19 @@ impl ClientContext for SpeedContext {
     /// librdkafka's statistics (every `statistics.interval.ms`) carry each
     /// partition's high watermark and the consumer lag.
     fn stats(&self, statistics: Statistics) {
-        let Ok(mut highs) = self.high_watermarks.lock() else {
+        let Ok(mut view) = self.high_watermarks.lock() else {
             return;
         };
+        let mut brokers = statistics.brokers.values().filter(|b| b.nodeid >= 0);
+        let mut any = false;
+        if brokers.all(|b| {
+            any = true;
+            b.state == "UP" || b.state == "UPDATE"
+        }) && any
+        {
+            view.all_up_at = Some(Instant::now());
+        }
+        let highs = &mut view.highs;
         for (topic, t) in &statistics.topics {
             for (id, p) in &t.partitions {
                 if *id >= 0 && p.hi_offset >= 0 {
@@ -122,10 +144,17 @@ pub struct SpeedSummary {
     pub dead_letters: u64,
     /// Window instances finalised.
     pub finals: u64,
-    /// Output and dead-letter messages the broker refused (or that could
-    /// not be queued): logged and counted, the loop goes on.
+    /// Output and dead-letter messages the broker refused for good (or
+    /// that could not be queued): logged and counted, the loop goes on.
     pub produce_failures: u64,
+    /// Messages whose delivery failed for a reason that may pass (a broker
+    /// restarting), sent again at the next tick.
+    pub resent: u64,
 }
+
+/// How long a message whose delivery failed is sent again (once a tick)
+/// before it counts as not delivered: longer than a broker restart.
+const RESEND_FOR: Duration = Duration::from_secs(300);
 
 /// Runs the speed layer until `shutdown` turns true.
 pub async fn run(config: &SpeedConfig, shutdown: watch::Receiver<bool>) -> Result<SpeedSummary> {
@@ -161,7 +190,7 @@ fn consume_loop(
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "range")
-        .set("statistics.interval.ms", "500")
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string())
         // A broker may hold a fetch for this long even when data is there:
         // keep it short, latency matters more than fewer requests.
         .set("fetch.wait.max.ms", "20");
@@ -180,6 +209,9 @@ fn consume_loop(
         .subscribe(&[&t.tweets, &t.hashtags, &t.retweets])
         .map_err(|e| Error::Kafka(format!("subscribe: {e}")))?;
     let producer = Producer::new(&config.kafka)?;
+    // What a broker outage refused is sent again (the re-keyed retweets
+    // are input: lost, they would be missing until a restart).
+    producer.keep_failed();
 
     let mut engine = Engine::new(
         config.bucket_ms,
@@ -197,6 +229,7 @@ fn consume_loop(
     let mut markers = Markers {
         retweets_partitions,
         sent: HashMap::new(),
+        resend: Vec::new(),
     };
     let counters = Counters::new();
     let mut summary = SpeedSummary::default();
@@ -306,9 +339,29 @@ fn update_ends(
     highs: &HighWatermarks,
     positions: &HashMap<Source, i64>,
 ) {
-    let Ok(highs) = highs.lock() else { return };
+    let Ok(view) = highs.lock() else { return };
+    // Statistics that no longer show every broker connected: the ends
+    // known are stale, and the time is not quiet time.
+    let interval = config
+        .kafka
+        .properties
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "statistics.interval.ms")
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .unwrap_or(STATISTICS_INTERVAL_MS);
+    let stale_after = Duration::from_millis(interval.saturating_mul(4).max(2_000));
+    let now = Instant::now();
+    if view
+        .all_up_at
+        .is_some_and(|t| now.duration_since(t) > stale_after)
+    {
+        engine.brokers_unreachable(now);
+        return;
+    }
     for (input, partition) in engine.sources() {
-        let high = highs
+        let high = view
+            .highs
             .get(&(topic_of(config, input).to_string(), partition))
             .copied();
         let position = positions.get(&(input, partition)).copied().unwrap_or(0);
@@ -567,10 +620,13 @@ fn count_failure(result: kafka::Result<impl Sized>, topic: &str, summary: &mut S
     }
 }
 
-/// What this instance last told each retweets partition.
+/// What this instance last told each retweets partition, and the messages
+/// to send again.
 struct Markers {
     retweets_partitions: i32,
     sent: HashMap<i32, Option<i64>>,
+    /// Messages whose delivery failed, with when it first failed.
+    resend: Vec<(kafka::producer::FailedMessage, Instant)>,
 }
 
 /// Sends, for each tweets partition this instance reads, its progress to
@@ -634,6 +690,16 @@ fn flush(
     // commit (queueing the offset commit).
     let started = Instant::now();
     update_ends(config, engine, highs, positions);
+    // First what failed last time: before the markers that follow it.
+    for (m, since) in std::mem::take(&mut markers.resend) {
+        let sent = producer.resend_blocking(&m);
+        if sent.is_err() {
+            count_failure(sent, &m.topic, summary);
+        } else {
+            markers.resend.push((m, since));
+        }
+    }
+    let resending = std::mem::take(&mut markers.resend);
     send_markers(config, engine, producer, markers)?;
     histogram!("speed_stage_markers_seconds").record(started.elapsed().as_secs_f64());
     let started = Instant::now();
@@ -659,7 +725,45 @@ fn flush(
     let flushed = producer.flush_blocking();
     histogram!("speed_stage_flush_seconds").record(produced.elapsed().as_secs_f64());
     let delivered = flushed.is_ok();
-    count_failure(flushed, "outputs", summary);
+    if delivered {
+        drop(resending);
+    } else {
+        // The failed ones (the re-sent included) go again at the next tick,
+        // unless refused for good or failing for too long.
+        let first_failed: HashMap<(String, Vec<u8>, Vec<u8>), Instant> = resending
+            .into_iter()
+            .map(|(m, since)| ((m.topic, m.key, m.payload), since))
+            .collect();
+        let now = Instant::now();
+        for m in producer.take_failed() {
+            let since = first_failed
+                .get(&(m.topic.clone(), m.key.clone(), m.payload.clone()))
+                .copied()
+                .unwrap_or(now);
+            if m.is_permanent() || now.duration_since(since) >= RESEND_FOR {
+                count_failure(
+                    Err::<(), _>(kafka::Error::Delivery {
+                        count: 1,
+                        last: m.error.to_string(),
+                    }),
+                    &m.topic,
+                    summary,
+                );
+            } else {
+                summary.resent += 1;
+                counter!("speed_outputs_resent_total", "topic" => m.topic.clone()).increment(1);
+                if summary.resent <= 10 || summary.resent.is_multiple_of(1000) {
+                    tracing::warn!(
+                        topic = m.topic,
+                        resent = summary.resent,
+                        "delivery failed, sending again at the next tick: {}",
+                        m.error
+                    );
+                }
+                markers.resend.push((m, since));
+            }
+        }
+    }
     summary.finals += out.finals as u64;
     counter!("speed_top_messages_total").increment(out.tops.len() as u64);
     counter!("speed_view_records_total").increment(out.view.len() as u64);

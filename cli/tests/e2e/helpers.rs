@@ -78,12 +78,19 @@ pub struct TestDb {
     pub url: String,
     /// Its name.
     pub name: String,
+    /// The server's URL, without a database.
+    server: String,
 }
 
 impl TestDb {
     pub async fn new() -> TestDb {
+        TestDb::on(&mysql_server()).await
+    }
+
+    /// A new database on the server at `server` (a URL without database).
+    pub async fn on(server: &str) -> TestDb {
         let name = unique("tl_test");
-        let pool = sqlx::MySqlPool::connect(&mysql_server())
+        let pool = sqlx::MySqlPool::connect(server)
             .await
             .expect("MySQL test server (scripts/services.sh --profile test up)");
         sqlx::query(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
@@ -91,8 +98,9 @@ impl TestDb {
             .await
             .expect("create database");
         TestDb {
-            url: format!("{}/{name}", mysql_server()),
+            url: format!("{server}/{name}"),
             name,
+            server: server.to_string(),
         }
     }
 
@@ -105,7 +113,7 @@ impl TestDb {
     /// Loads a SQL dump the way a user does: `mariadb DB < dump.sql`, or
     /// `gzip -dc dump.sql.gz | mariadb DB`.
     pub fn load_dump(&self, dump: &std::path::Path) {
-        let rest = mysql_server().trim_start_matches("mysql://").to_string();
+        let rest = self.server.trim_start_matches("mysql://").to_string();
         let (creds, hostport) = rest.split_once('@').expect("user@host in the test URL");
         let (user, password) = creds.split_once(':').unwrap_or((creds, ""));
         let (host, port) = hostport.split_once(':').unwrap_or((hostport, "3306"));
@@ -216,12 +224,17 @@ impl TestTopics {
 
     /// The replay arguments for these topics and a database.
     pub fn replay_args(&self, db: &TestDb) -> Vec<String> {
+        self.replay_args_at(db, &brokers())
+    }
+
+    /// [`TestTopics::replay_args`] for the broker at `brokers`.
+    pub fn replay_args_at(&self, db: &TestDb, brokers: &str) -> Vec<String> {
         vec![
             "replay".into(),
             "--mysql-url".into(),
             db.url.clone(),
             "--brokers".into(),
-            brokers(),
+            brokers.into(),
             "--tweets-topic".into(),
             self.tweets.clone(),
             "--hashtags-topic".into(),
@@ -243,8 +256,13 @@ pub struct Record {
 
 /// Reads every message of a topic, from the beginning to its current end.
 pub fn read_topic(topic: &str) -> Vec<Record> {
+    read_topic_at(&brokers(), topic)
+}
+
+/// [`read_topic`] from the broker at `brokers`.
+pub fn read_topic_at(brokers: &str, topic: &str) -> Vec<Record> {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .set("group.id", unique("reader"))
         .set("enable.auto.commit", "false")
         .create()
@@ -394,5 +412,233 @@ pub async fn create_topics(names: &[&str], partitions: i32) {
         .expect("create topics")
     {
         r.expect("topic created");
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("address").port()
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sends SIGTERM and waits for the process to exit.
+fn terminate(child: &mut std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+/// A Tansu broker of the test's own, with SQLite storage in a scratch
+/// directory, that the test may stop and start again (the shared one stays
+/// up for the other tests). Stopped when dropped.
+pub struct PrivateBroker {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateBroker {
+    pub fn start() -> PrivateBroker {
+        let mut broker = PrivateBroker {
+            port: free_port(),
+            dir: scratch_dir("tansu"),
+            child: None,
+        };
+        broker.start_again();
+        broker
+    }
+
+    /// Its bootstrap address.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Stops it (SIGTERM) and waits until it has exited.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&mut child);
+        }
+    }
+
+    /// Starts it on the same port and storage.
+    pub fn start_again(&mut self) {
+        let bin = std::env::var("TWEETLAMBDA_TEST_TANSU_BIN").unwrap_or_else(|_| {
+            format!(
+                "{}/.cache/tweetlambda/tansu/bin/tansu",
+                std::env::var("HOME").unwrap_or_default()
+            )
+        });
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("tansu.log"))
+            .expect("broker log");
+        let child = Command::new(bin)
+            .current_dir(&self.dir)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start Tansu (scripts/services.sh installs it)");
+        self.child = Some(child);
+        wait_for_port(self.port, "Tansu");
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("broker log kept: {}/tansu.log", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A MariaDB server of the test's own, in a scratch directory, that the
+/// test may stop and start again. Stopped when dropped.
+pub struct PrivateMariaDb {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateMariaDb {
+    pub fn start() -> PrivateMariaDb {
+        let dir = scratch_dir("mariadb");
+        let user = String::from_utf8_lossy(
+            &Command::new("id")
+                .arg("-un")
+                .output()
+                .expect("id -un")
+                .stdout,
+        )
+        .trim()
+        .to_string();
+        let status = Command::new("mariadb-install-db")
+            .args(["--no-defaults", &format!("--user={user}")])
+            .arg(format!("--datadir={}", dir.join("data").display()))
+            .args(["--auth-root-authentication-method=socket", "--skip-test-db"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("mariadb-install-db (scripts/services.sh installs it)");
+        assert!(status.success(), "mariadb-install-db");
+        let mut db = PrivateMariaDb {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        db.start_again();
+        let status = Command::new("mariadb")
+            .args(["--no-defaults", "-uroot"])
+            .arg(format!("--socket={}", db.dir.join("sock").display()))
+            .args([
+                "-e",
+                "CREATE USER 'tl'@'127.0.0.1' IDENTIFIED BY 'tl'; \
+                 GRANT ALL PRIVILEGES ON *.* TO 'tl'@'127.0.0.1';",
+            ])
+            .status()
+            .expect("mariadb client");
+        assert!(status.success(), "create the test user");
+        db
+    }
+
+    /// Its URL, without a database.
+    pub fn server(&self) -> String {
+        format!("mysql://tl:tl@127.0.0.1:{}", self.port)
+    }
+
+    /// Stops it (SIGTERM: a clean shutdown) and waits until it has exited.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&mut child);
+        }
+    }
+
+    /// Starts it on the same port and data.
+    pub fn start_again(&mut self) {
+        let user = String::from_utf8_lossy(
+            &Command::new("id")
+                .arg("-un")
+                .output()
+                .expect("id -un")
+                .stdout,
+        )
+        .trim()
+        .to_string();
+        let child = Command::new("mariadbd")
+            .args(["--no-defaults", &format!("--user={user}")])
+            .arg(format!("--datadir={}", self.dir.join("data").display()))
+            .arg(format!("--socket={}", self.dir.join("sock").display()))
+            .arg(format!("--port={}", self.port))
+            .args(["--bind-address=127.0.0.1", "--skip-name-resolve"])
+            .args([
+                "--character-set-server=utf8mb4",
+                "--collation-server=utf8mb4_general_ci",
+            ])
+            .arg(format!(
+                "--log-error={}",
+                self.dir.join("error.log").display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mariadbd");
+        self.child = Some(child);
+        wait_for_port(self.port, "MariaDB");
+    }
+}
+
+impl Drop for PrivateMariaDb {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A child process killed (SIGKILL) when dropped, so that a failing test
+/// leaves none behind.
+pub struct Reap(pub Option<std::process::Child>);
+
+impl Reap {
+    /// The child, no longer killed on drop.
+    pub fn take(mut self) -> std::process::Child {
+        self.0.take().expect("a child")
+    }
+}
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

@@ -346,11 +346,6 @@ async fn killed_mid_run_and_restarted_the_index_is_the_same() {
 }
 
 /// A free port on 127.0.0.1.
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("address").port()
-}
-
 /// A noida-db of the test's own (the shared one stays up for the others).
 fn start_es(port: u16, data: &std::path::Path) -> Child {
     let bin = std::env::var("TWEETLAMBDA_TEST_ES_SERVER_BIN").unwrap_or_else(|_| {

@@ -13,7 +13,11 @@ async fn seed_db() -> TestDb {
 
 /// Every tweet id exactly once, and every (tweet, hashtag) pair exactly once.
 fn assert_exactly_once(topics: &TestTopics, tweets: usize, hashtags: usize) {
-    let t = read_topic(&topics.tweets);
+    assert_exactly_once_at(&brokers(), topics, tweets, hashtags);
+}
+
+fn assert_exactly_once_at(brokers: &str, topics: &TestTopics, tweets: usize, hashtags: usize) {
+    let t = read_topic_at(brokers, &topics.tweets);
     let ids: HashSet<&str> = t.iter().map(|r| r.key.as_str()).collect();
     assert_eq!(ids.len(), tweets, "distinct tweet ids");
     assert_eq!(
@@ -21,7 +25,7 @@ fn assert_exactly_once(topics: &TestTopics, tweets: usize, hashtags: usize) {
         tweets,
         "tweet messages (duplicates would make more)"
     );
-    let h = read_topic(&topics.hashtags);
+    let h = read_topic_at(brokers, &topics.hashtags);
     let pairs: HashSet<(String, String)> = h
         .iter()
         .map(|r| {
@@ -265,4 +269,65 @@ async fn unreachable_services_fail_fast_with_a_clear_error() {
         "{stderr}"
     );
     assert!(!stderr.contains("secret"), "the password is never printed");
+}
+
+/// Waits for a spawned replay; returns (exit code, stdout).
+fn finish(child: std::process::Child) -> (Option<i32>, String) {
+    let out = child.wait_with_output().expect("wait for the replay");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The broker stopped for a few seconds in the middle of a replay (a
+/// broker of the test's own, SQLite storage): the replay resumes from its
+/// checkpoint once the broker is back and finishes, and every tweet is in
+/// the topics exactly once. (Before `--retry-for`, the replay stopped with
+/// "595 message(s) could not be delivered (Unknown broker error)".)
+#[tokio::test]
+async fn the_broker_restarted_mid_replay_loses_and_duplicates_nothing() {
+    let mut broker = PrivateBroker::start();
+    let db = seed_db().await;
+    let topics = TestTopics::new();
+    let mut args = topics.replay_args_at(&db, &broker.brokers());
+    args.extend(["--speed", "60x", "--checkpoint-interval", "1s"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = Reap(Some(spawn_tweetlambda(&args)));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    broker.stop();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    broker.start_again();
+    let (code, out) = finish(child.take());
+    eprintln!("replay across a broker restart: exit {code:?}: {out}");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("resumed from its checkpoint"), "{out}");
+    assert_exactly_once_at(&broker.brokers(), &topics, 8759, 19602);
+}
+
+/// MariaDB stopped and started again in the middle of a replay (a server of
+/// the test's own): the replay's reads and checkpoints wait for it
+/// (reconnecting), and it finishes with every tweet once.
+#[tokio::test]
+async fn mariadb_restarted_mid_replay_loses_and_duplicates_nothing() {
+    let mut mariadb = PrivateMariaDb::start();
+    let db = TestDb::on(&mariadb.server()).await;
+    db.load_dump(&shared_data("tweet_hashtags_db.sql"));
+    let topics = TestTopics::new();
+    let mut args = topics.replay_args(&db);
+    args.extend(["--speed", "60x", "--checkpoint-interval", "1s"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = Reap(Some(spawn_tweetlambda(&args)));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    mariadb.stop();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    mariadb.start_again();
+    let (code, out) = finish(child.take());
+    eprintln!("replay across a MariaDB restart: exit {code:?}: {out}");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("finished: 8759 rows read, 8759 tweets and 19602 hashtag messages sent"),
+        "{out}"
+    );
+    assert_exactly_once(&topics, 8759, 19602);
 }

@@ -52,7 +52,10 @@ pub struct ReplaySummary {
     pub already_complete: bool,
     /// Stopped by a shutdown request before the end; run again to resume.
     pub interrupted: bool,
-    /// Wall time of the run.
+    /// Times the replay resumed from its checkpoint after the broker failed
+    /// deliveries (the other figures are of the last pass).
+    pub recoveries: u32,
+    /// Wall time of the run (of its last pass).
     pub elapsed: Duration,
 }
 
@@ -62,6 +65,13 @@ impl std::fmt::Display for ReplaySummary {
             return write!(f, "replay already complete according to its checkpoint; nothing sent (use --restart to publish everything again)");
         }
         let secs = self.elapsed.as_secs_f64().max(1e-9);
+        if self.recoveries > 0 {
+            write!(
+                f,
+                "resumed from its checkpoint {} time(s) after failed deliveries; last pass ",
+                self.recoveries
+            )?;
+        }
         write!(
             f,
             "{}: {} rows read, {} tweets and {} hashtag messages sent, {} dead letters, {} already published before a restart; {:.1} s, {:.0} tweets/s",
@@ -90,7 +100,51 @@ pub enum Published {
 }
 
 /// Runs a replay until the end of the range or until `shutdown` turns true.
+///
+/// When the broker fails deliveries (a restart, say), the pass stops without
+/// advancing the checkpoint, and the replay resumes from it as a new run
+/// would (reading back what was published after it): every message still
+/// exactly once. It keeps resuming, a second apart, for
+/// [`ReplayOptions::retry_for`] after the first failure; a broker that
+/// cannot be reached at the very start is an error at once.
 pub async fn run(
+    options: &ReplayOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<ReplaySummary> {
+    let mut recoveries = 0;
+    let mut first_failure: Option<Instant> = None;
+    loop {
+        let error = match run_once(options, shutdown.clone()).await {
+            Ok(mut summary) => {
+                summary.recoveries = recoveries;
+                return Ok(summary);
+            }
+            Err(e) => e,
+        };
+        let recoverable = match &error {
+            Error::Delivery(_) => true,
+            // Unreachable while it restarts: only once a pass has failed.
+            Error::Broker(_) => first_failure.is_some(),
+            _ => false,
+        };
+        let since = *first_failure.get_or_insert_with(Instant::now);
+        if !recoverable || since.elapsed() >= options.retry_for || *shutdown.borrow() {
+            return Err(error);
+        }
+        tracing::warn!(
+            "{error}; resuming from the checkpoint in 1 s (for up to {} s after the first failure)",
+            options.retry_for.as_secs()
+        );
+        recoveries += 1;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// One pass of [`run`]: from the checkpoint to the end or the first error.
+async fn run_once(
     options: &ReplayOptions,
     shutdown: watch::Receiver<bool>,
 ) -> Result<ReplaySummary> {
@@ -334,7 +388,14 @@ impl Run<'_> {
                     finished = false;
                     break 'pages;
                 }
-                if let Speed::Factor(factor) = self.options.speed {
+                // A resumed run skips what was already published without
+                // pacing: the pace starts at the first row it sends.
+                let already_published = !self.published.is_empty()
+                    && self.published.contains(&match &row.tweet {
+                        Ok(tweet) => Published::Tweet(tweet.id.clone()),
+                        Err(_) => Published::DeadLetter(row.position.1.to_string()),
+                    });
+                if let (Speed::Factor(factor), false) = (self.options.speed, already_published) {
                     let (wall0, event0) =
                         *pace.get_or_insert((tokio::time::Instant::now(), row.position.0));
                     // The factor is bounded (options::MIN_FACTOR); a wait is

@@ -86,6 +86,9 @@ pub struct ReplayOptions {
     pub checkpoint_interval: Duration,
     /// Rows read from MySQL per query.
     pub fetch_size: u32,
+    /// How long after the broker first fails deliveries the replay keeps
+    /// resuming from its checkpoint (zero: it stops at the first failure).
+    pub retry_for: Duration,
     /// Show a progress bar on a terminal.
     pub progress: bool,
 }

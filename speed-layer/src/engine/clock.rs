@@ -153,6 +153,17 @@ impl Clocks {
         self.clocks.keys().copied().collect()
     }
 
+    /// The brokers could not be reached: no partition is known to be at
+    /// its end, and the quiet time of each starts again (an outage is not
+    /// a pause of the input; once the brokers are back, a partition is idle
+    /// only after a whole idle timeout read to its end).
+    pub fn brokers_unreachable(&mut self, now: Instant) {
+        for c in self.clocks.values_mut() {
+            c.at_end = false;
+            c.last_seen = now;
+        }
+    }
+
     /// Records whether a partition has been read to its current end.
     pub fn set_at_end(&mut self, source: Source, at_end: bool) {
         if let Some(c) = self.clocks.get_mut(&source) {

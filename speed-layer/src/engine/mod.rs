@@ -250,6 +250,11 @@ impl Engine {
         self.clocks.sources()
     }
 
+    /// See [`Clocks::brokers_unreachable`].
+    pub fn brokers_unreachable(&mut self, now: Instant) {
+        self.clocks.brokers_unreachable(now);
+    }
+
     /// Records whether a partition has been read to its current end.
     pub fn set_at_end(&mut self, source: Source, at_end: bool) {
         self.clocks.set_at_end(source, at_end);
@@ -823,6 +828,27 @@ mod tests {
             .tops
             .iter()
             .all(|m| m.value["final"] == false));
+    }
+
+    #[test]
+    fn a_broker_outage_is_not_a_pause_of_the_input() {
+        let now = Instant::now();
+        let mut e = engine();
+        tag(&mut e, 0, 1, 10_000, "a", now);
+        tag(&mut e, 0, 2, MIN + 10_000, "b", now);
+        let ends = |out: &TickOutput, w: &str| -> Vec<Value> {
+            finals(out, w).iter().map(|f| f["end"].clone()).collect()
+        };
+        e.set_at_end((Input::Hashtags, 0), true);
+        // Unreachable 4 s in; back at once, its end as known before (stale).
+        e.brokers_unreachable(now + Duration::from_secs(4));
+        e.set_at_end((Input::Hashtags, 0), true);
+        // 6 s after the last event but 2 s after the outage: not idle.
+        let out = e.tick(now + Duration::from_secs(6));
+        assert_eq!(ends(&out, "1m"), vec![json!("1970-01-01T00:01:00Z")]);
+        // A whole idle timeout after the outage: the input has ended.
+        let out = e.tick(now + Duration::from_secs(10));
+        assert_eq!(ends(&out, "1m"), vec![json!("1970-01-01T00:02:00Z")]);
     }
 
     #[test]
