@@ -240,6 +240,7 @@ fn consume_loop(
     // the time spent applying messages since then.
     let mut oldest_unpublished: Option<Instant> = None;
     let mut applying = Duration::ZERO;
+    let mut rebuild_started = Instant::now();
     while !*shutdown.borrow() {
         if Instant::now() >= next_tick {
             // Stages "wait" (the oldest message's wait for this tick) and
@@ -249,6 +250,7 @@ fn consume_loop(
             }
             histogram!("speed_stage_apply_seconds").record(applying.as_secs_f64());
             applying = Duration::ZERO;
+            let was_rebuilding = engine.is_rebuilding();
             flush(
                 config,
                 &clients,
@@ -257,6 +259,12 @@ fn consume_loop(
                 &mut positions,
                 &mut summary,
             )?;
+            if was_rebuilding && !engine.is_rebuilding() {
+                tracing::info!(
+                    seconds = rebuild_started.elapsed().as_secs_f64(),
+                    "state rebuilt; publishing the view again"
+                );
+            }
             next_tick = Instant::now() + config.emit_interval;
             if config.exit_when_idle && engine.is_drained(Instant::now()) {
                 tracing::info!("input idle and every window final: exiting (--exit-when-idle)");
@@ -271,6 +279,7 @@ fn consume_loop(
         if current != generation {
             generation = current;
             engine.reset();
+            rebuild_started = Instant::now();
             positions.clear();
             markers.sent.clear();
             engine.assign(&assigned_sources(config, &consumer), Instant::now());
