@@ -426,6 +426,7 @@ async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
             "records": rt.records,
             "bad_records": rt.bad_records,
             "buckets": rt.buckets(),
+            "released_before": (rt.released_before > i64::MIN).then(|| time(Some(rt.released_before))),
             "first_bucket": time(first),
             "newest_event": time(rt.newest_bucket_end_ms()),
             "late_events_waiting_for_batch": late_events,

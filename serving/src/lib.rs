@@ -82,7 +82,13 @@ pub async fn run(config: ServeConfig, mut shutdown: watch::Receiver<bool>) -> Re
         ),
         None => tracing::warn!(views = %config.views.display(), "no batch version published yet"),
     }
-    let realtime = Arc::new(RwLock::new(RealtimeView::new(config.bucket_ms)));
+    let mut view = RealtimeView::new(config.bucket_ms);
+    // Buckets before B come from the batch: never held (memory is bounded
+    // by the buckets since B, not by the view topic's history).
+    if let Some(b) = &first {
+        view.release_before(b.boundary_ms);
+    }
+    let realtime = Arc::new(RwLock::new(view));
     let state = Arc::new(AppState {
         batch: RwLock::new(first.map(Arc::new)),
         realtime: realtime.clone(),
@@ -132,8 +138,14 @@ pub async fn run(config: ServeConfig, mut shutdown: watch::Receiver<bool>) -> Re
                         boundary_ms = v.boundary_ms,
                         "new batch version"
                     );
+                    let boundary = v.boundary_ms;
                     if let Ok(mut slot) = state.batch.write() {
                         *slot = Some(Arc::new(v));
+                    }
+                    // After the swap: a query still on the version before
+                    // sees the release and flags what it misses.
+                    if let Ok(mut rt) = state.realtime.write() {
+                        rt.release_before(boundary);
                     }
                 }
             }

@@ -141,6 +141,13 @@ fn plan(batch: Option<&BatchView>, realtime: &RealtimeView, range: Range) -> Pla
     let rt_from = range.from_ms.max(boundary);
     let realtime_part = (rt_from < range.to_ms).then_some((rt_from, range.to_ms));
     if let Some((from, to)) = realtime_part {
+        if from < realtime.released_before {
+            partial = true;
+            warnings.push(format!(
+                "the realtime view released its buckets before {} (a batch version covered them) and this version's boundary is earlier",
+                rfc3339(realtime.released_before)
+            ));
+        }
         if !realtime.caught_up {
             partial = true;
             warnings.push(format!(
@@ -658,6 +665,31 @@ mod tests {
         // Before B the batch counts them: no flag either.
         let past = view_of(&[(0, "a", 1)], 2 * HOUR, MIN);
         assert!(!top_hashtags(Some(&past), &rt, whole, 10).partial);
+    }
+
+    /// Buckets the realtime view released after a batch version with a
+    /// later boundary: a version with an earlier one (a query that started
+    /// on it, or a version put back) flags what it would miss.
+    #[test]
+    fn released_realtime_buckets_flag_a_version_with_an_earlier_boundary() {
+        let mut rt = realtime(&[(HOUR, "a", 2), (2 * HOUR, "a", 3)]);
+        let whole = Range {
+            from_ms: 0,
+            to_ms: 3 * HOUR,
+        };
+        let newer = view_of(&[(HOUR, "a", 2)], 2 * HOUR, MIN);
+        rt.release_before(newer.boundary_ms);
+        let a = top_hashtags(Some(&newer), &rt, whole, 10);
+        assert!(!a.partial, "{:?}", a.warnings);
+        assert_eq!(counts(&a), vec![("a".into(), 5)]);
+        let older = view_of(&[(0, "a", 1)], HOUR, MIN);
+        let a = top_hashtags(Some(&older), &rt, whole, 10);
+        assert!(a.partial);
+        assert!(
+            a.warnings.iter().any(|w| w.contains("released")),
+            "{:?}",
+            a.warnings
+        );
     }
 
     #[test]

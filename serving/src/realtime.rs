@@ -14,7 +14,7 @@ use tweetlambda_core::messages::{ViewKey, ViewRecord, ViewValue};
 use tweetlambda_kafka::KafkaOptions;
 
 /// The speed layer's partial aggregates, per bucket.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct RealtimeView {
     /// Bucket start → hashtag → distinct tweets.
     pub hashtags: BTreeMap<i64, HashMap<String, i64>>,
@@ -37,6 +37,27 @@ pub struct RealtimeView {
     pub bad_records: u64,
     /// Set when the topic does not exist (the speed layer never ran).
     pub topic_missing: bool,
+    /// Buckets before this were released (a batch version covers them) and
+    /// their records are ignored ([`RealtimeView::release_before`]).
+    pub released_before: i64,
+}
+
+impl Default for RealtimeView {
+    fn default() -> Self {
+        RealtimeView {
+            hashtags: BTreeMap::new(),
+            tweets: BTreeMap::new(),
+            late: BTreeMap::new(),
+            texts: HashMap::new(),
+            bucket_ms: 0,
+            caught_up: false,
+            lag: 0,
+            records: 0,
+            bad_records: 0,
+            topic_missing: false,
+            released_before: i64::MIN,
+        }
+    }
 }
 
 impl RealtimeView {
@@ -48,8 +69,33 @@ impl RealtimeView {
         }
     }
 
+    /// Releases the buckets before `boundary` (and the texts of tweets no
+    /// bucket held still names): a batch version with that boundary covers
+    /// them, and queries take only buckets from B on from this view. Later
+    /// records of such buckets are ignored, so that memory is bounded by the
+    /// buckets since B, not by the topic's history. A boundary that moves
+    /// back releases nothing; queries over released buckets say so.
+    pub fn release_before(&mut self, boundary: i64) {
+        if boundary <= self.released_before {
+            return;
+        }
+        self.released_before = boundary;
+        self.hashtags = self.hashtags.split_off(&boundary);
+        self.tweets = self.tweets.split_off(&boundary);
+        self.late = self.late.split_off(&boundary);
+        let held: std::collections::HashSet<u64> = self
+            .tweets
+            .values()
+            .flat_map(|m| m.keys().copied())
+            .collect();
+        self.texts.retain(|id, _| held.contains(id));
+    }
+
     /// Sets a hashtag's count in a bucket (0 removes it).
     pub fn apply_hashtag(&mut self, bucket: i64, tag: &str, count: i64) {
+        if bucket < self.released_before {
+            return;
+        }
         let tags = self.hashtags.entry(bucket).or_default();
         if count == 0 {
             tags.remove(tag);
@@ -60,6 +106,9 @@ impl RealtimeView {
 
     /// Sets a tweet's score in a bucket.
     pub fn apply_tweet(&mut self, bucket: i64, id: u64, score: i64, text: &str) {
+        if bucket < self.released_before {
+            return;
+        }
         self.tweets.entry(bucket).or_default().insert(id, score);
         if !text.is_empty() {
             self.texts.entry(id).or_insert_with(|| text.to_string());
@@ -84,6 +133,10 @@ impl RealtimeView {
                 self.apply_tweet(bucket_ms, tweet_id, score, &text);
             }
             (ViewKey::Late { bucket_ms, source }, ViewValue::Late { events, .. }) => {
+                if bucket_ms < self.released_before {
+                    self.records += 1;
+                    return Ok(());
+                }
                 self.late
                     .entry(bucket_ms)
                     .or_default()
@@ -288,5 +341,49 @@ mod tests {
             .is_err());
         assert!(v.apply_record(b"other", None).is_err());
         assert_eq!(v.records, 3);
+    }
+
+    #[test]
+    fn buckets_before_a_boundary_are_released_and_stay_out() {
+        let mut v = RealtimeView::new(60_000);
+        let record = |v: &mut RealtimeView, key: &str, value: &str| {
+            v.apply_record(key.as_bytes(), Some(value.as_bytes()))
+                .expect("record");
+        };
+        record(&mut v, "hashtag/0/a", r#"{"kind":"hashtag","count":1}"#);
+        record(&mut v, "hashtag/60000/a", r#"{"kind":"hashtag","count":2}"#);
+        record(
+            &mut v,
+            "tweet/0/7",
+            r#"{"kind":"tweet","score":1,"text":"old"}"#,
+        );
+        record(
+            &mut v,
+            "tweet/0/8",
+            r#"{"kind":"tweet","score":1,"text":"both"}"#,
+        );
+        record(
+            &mut v,
+            "tweet/60000/8",
+            r#"{"kind":"tweet","score":3,"text":"both"}"#,
+        );
+        record(&mut v, "late/0/hashtags-0", r#"{"kind":"late","events":4}"#);
+        v.release_before(60_000);
+        assert_eq!(v.first_bucket_ms(), Some(60_000));
+        assert_eq!((v.hashtags.len(), v.tweets.len(), v.late.len()), (1, 1, 0));
+        assert_eq!(v.text(7), None, "no bucket held names it");
+        assert_eq!(v.text(8), Some("both"));
+        // Later records of released buckets are ignored (counted as read).
+        record(&mut v, "hashtag/0/b", r#"{"kind":"hashtag","count":9}"#);
+        record(
+            &mut v,
+            "tweet/0/9",
+            r#"{"kind":"tweet","score":1,"text":"x"}"#,
+        );
+        assert_eq!(v.first_bucket_ms(), Some(60_000));
+        assert_eq!(v.text(9), None);
+        // A boundary that moves back releases nothing more.
+        v.release_before(0);
+        assert_eq!(v.released_before, 60_000);
     }
 }
