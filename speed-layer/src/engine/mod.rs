@@ -892,7 +892,7 @@ mod tests {
                     for w in e.current.iter().chain(e.finals.iter()).filter(|w| w.end != i64::MIN) {
                         let full = e.agg.window(w.end - w.size_ms, w.end);
                         prop_assert_eq!(&w.sum.hashtags, &full.hashtags);
-                        let scores = |m: &HashMap<u64, tweetlambda_core::aggregate::TweetScore>| {
+                        let scores = |m: &tweetlambda_core::aggregate::FastMap<u64, tweetlambda_core::aggregate::TweetScore>| {
                             m.iter().map(|(k, v)| (*k, v.score)).collect::<HashMap<u64, i64>>()
                         };
                         prop_assert_eq!(scores(&w.sum.tweets), scores(&full.tweets));
