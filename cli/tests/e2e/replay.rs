@@ -291,7 +291,9 @@ async fn the_broker_restarted_mid_replay_loses_and_duplicates_nothing() {
     let db = seed_db().await;
     let topics = TestTopics::new();
     let mut args = topics.replay_args_at(&db, &broker.brokers());
-    args.extend(["--speed", "60x", "--checkpoint-interval", "1s"].map(String::from));
+    // `--restart` too: it must apply to the first pass only, not to the
+    // passes that resume after the failure.
+    args.extend(["--speed", "60x", "--checkpoint-interval", "1s", "--restart"].map(String::from));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let child = Reap(Some(spawn_tweetlambda(&args)));
     tokio::time::sleep(Duration::from_secs(3)).await;

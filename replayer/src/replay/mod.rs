@@ -105,22 +105,36 @@ pub enum Published {
 /// advancing the checkpoint, and the replay resumes from it as a new run
 /// would (reading back what was published after it): every message still
 /// exactly once. It keeps resuming, a second apart, for
-/// [`ReplayOptions::retry_for`] after the first failure; a broker that
-/// cannot be reached at the very start is an error at once.
+/// [`ReplayOptions::retry_for`] after the first failure of an outage (a
+/// pass that saved a checkpoint ends the outage); a broker that cannot be
+/// reached at the very start is an error at once. `--restart` applies to
+/// the first pass only.
 pub async fn run(
     options: &ReplayOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<ReplaySummary> {
     let mut recoveries = 0;
     let mut first_failure: Option<Instant> = None;
+    let mut pass = options.clone();
+    // Checkpoints saved by the passes (progress made).
+    let saves = std::sync::atomic::AtomicU64::new(0);
     loop {
-        let error = match run_once(options, shutdown.clone()).await {
+        let saved_before = saves.load(std::sync::atomic::Ordering::Relaxed);
+        let error = match run_once(&pass, shutdown.clone(), &saves).await {
             Ok(mut summary) => {
                 summary.recoveries = recoveries;
                 return Ok(summary);
             }
             Err(e) => e,
         };
+        // `--restart` starts the first pass afresh; the passes after a
+        // failure resume from the checkpoint it wrote.
+        pass.restart = false;
+        // A pass that saved a checkpoint made progress: a later outage has
+        // its own `retry_for`.
+        if saves.load(std::sync::atomic::Ordering::Relaxed) != saved_before {
+            first_failure = None;
+        }
         let recoverable = match &error {
             Error::Delivery(_) => true,
             // Unreachable while it restarts: only once a pass has failed.
@@ -147,6 +161,7 @@ pub async fn run(
 async fn run_once(
     options: &ReplayOptions,
     shutdown: watch::Receiver<bool>,
+    saves: &std::sync::atomic::AtomicU64,
 ) -> Result<ReplaySummary> {
     let started = Instant::now();
     let pool = crate::mysql::connect(&options.mysql_url, 4).await?;
@@ -225,6 +240,7 @@ async fn run_once(
         published,
         summary,
         last_checkpoint: Instant::now(),
+        saves,
     };
 
     if cp.phase == Phase::DeadLetters {
@@ -284,6 +300,8 @@ struct Run<'a> {
     published: HashSet<Published>,
     summary: ReplaySummary,
     last_checkpoint: Instant,
+    /// Counts the checkpoints saved (see [`run`]).
+    saves: &'a std::sync::atomic::AtomicU64,
 }
 
 impl Run<'_> {
@@ -356,6 +374,8 @@ impl Run<'_> {
         })?;
         kafka::advance_offsets(&mut cp.offsets, offsets);
         cp.save(self.pool).await?;
+        self.saves
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.last_checkpoint = Instant::now();
         Ok(())
     }
