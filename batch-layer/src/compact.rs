@@ -192,6 +192,7 @@ fn concatenate(master: &Path, files: &[&str], out: &Path) -> Result<()> {
         move |e: parquet::errors::ParquetError| Error::Parquet(name, e.to_string())
     };
     let mut writer: Option<ArrowWriter<fs::File>> = None;
+    let expected = archive::schema();
     for f in files {
         let path = master.join(f);
         let file = fs::File::open(&path).map_err(Error::io(&path))?;
@@ -201,6 +202,14 @@ fn concatenate(master: &Path, files: &[&str], out: &Path) -> Result<()> {
         for batch in reader {
             let batch =
                 batch.map_err(|e| Error::Parquet(path.display().to_string(), e.to_string()))?;
+            // A file of another schema (an older archive's) is not merged:
+            // the run fails and stays as it is.
+            if batch.schema().fields() != expected.fields() {
+                return Err(Error::Corrupt(format!(
+                    "{}: not the master dataset's schema; its commits are not compacted",
+                    path.display()
+                )));
+            }
             let w = match &mut writer {
                 Some(w) => w,
                 None => {
@@ -208,14 +217,13 @@ fn concatenate(master: &Path, files: &[&str], out: &Path) -> Result<()> {
                     writer.insert(
                         ArrowWriter::try_new(
                             file,
-                            batch.schema(),
+                            expected.clone(),
                             Some(archive::writer_properties()),
                         )
                         .map_err(parquet_error(out))?,
                     )
                 }
             };
-            // A file of another schema (an older archive's) is not merged.
             w.write(&batch).map_err(parquet_error(&path))?;
         }
     }
@@ -281,6 +289,18 @@ fn remove_if_present(path: &Path) -> Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::io(path)(e)),
     }
+}
+
+/// Creates the readers' lock file if it is missing.
+pub(crate) fn create_read_lock(master: &Path) -> Result<()> {
+    let path = master.join(READERS_LOCK);
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map(drop)
+        .map_err(Error::io(&path))
 }
 
 /// Held by a batch run while it reads the master dataset: compaction

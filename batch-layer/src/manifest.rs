@@ -218,12 +218,18 @@ pub(crate) fn lock_file(dir: &Path, name: &str) -> Result<Lock> {
 /// it exclusive finishes.
 pub(crate) fn lock_file_shared(dir: &Path, name: &str) -> Result<Lock> {
     let path = dir.join(name);
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(Error::io(&path))?;
+    // Read-only when it exists: a reader without write access to the
+    // directory can still hold it (the archive creates it).
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io(&path))?,
+        Err(e) => return Err(Error::io(&path)(e)),
+    };
     file.lock_shared().map_err(Error::io(&path))?;
     Ok(Lock { _file: file })
 }

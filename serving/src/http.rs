@@ -400,7 +400,7 @@ async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     };
     let boundary = batch.as_ref().map(|b| b.boundary_ms);
     let first = rt.first_bucket_ms();
-    let hole = match (boundary, first) {
+    let hole = match (boundary, rt.first_seen_bucket_ms()) {
         (Some(b), Some(f))
             if f > b && batch.as_ref().is_some_and(|v| v.tweets_from_boundary > 0) =>
         {

@@ -156,7 +156,9 @@ fn plan(batch: Option<&BatchView>, realtime: &RealtimeView, range: Range) -> Pla
             ));
         }
         // A hole: buckets from B on that the realtime view does not hold.
-        let held_from = realtime.first_bucket_ms();
+        // From the earliest bucket it had a record of: buckets released
+        // after a batch version are not a hole.
+        let held_from = realtime.first_seen_bucket_ms();
         let archived_after_b = batch.is_some_and(|b| b.tweets_from_boundary > 0);
         match held_from {
             Some(first) if first > from && (archived_after_b || batch.is_none()) => {

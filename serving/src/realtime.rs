@@ -40,6 +40,8 @@ pub struct RealtimeView {
     /// Buckets before this were released (a batch version covers them) and
     /// their records are ignored ([`RealtimeView::release_before`]).
     pub released_before: i64,
+    /// The earliest bucket any record named, released or not.
+    earliest_seen: Option<i64>,
 }
 
 impl Default for RealtimeView {
@@ -56,6 +58,7 @@ impl Default for RealtimeView {
             bad_records: 0,
             topic_missing: false,
             released_before: i64::MIN,
+            earliest_seen: None,
         }
     }
 }
@@ -93,6 +96,7 @@ impl RealtimeView {
 
     /// Sets a hashtag's count in a bucket (0 removes it).
     pub fn apply_hashtag(&mut self, bucket: i64, tag: &str, count: i64) {
+        self.seen(bucket);
         if bucket < self.released_before {
             return;
         }
@@ -106,6 +110,7 @@ impl RealtimeView {
 
     /// Sets a tweet's score in a bucket.
     pub fn apply_tweet(&mut self, bucket: i64, id: u64, score: i64, text: &str) {
+        self.seen(bucket);
         if bucket < self.released_before {
             return;
         }
@@ -147,6 +152,19 @@ impl RealtimeView {
         }
         self.records += 1;
         Ok(())
+    }
+
+    fn seen(&mut self, bucket: i64) {
+        self.earliest_seen = Some(self.earliest_seen.map_or(bucket, |e| e.min(bucket)));
+    }
+
+    /// The earliest bucket the view had a record of, also one released
+    /// since: where the speed layer's coverage starts (for holes).
+    pub fn first_seen_bucket_ms(&self) -> Option<i64> {
+        match (self.earliest_seen, self.first_bucket_ms()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The first bucket held, if any.
@@ -385,5 +403,7 @@ mod tests {
         // A boundary that moves back releases nothing more.
         v.release_before(0);
         assert_eq!(v.released_before, 60_000);
+        // Coverage still starts at the earliest bucket seen (no false hole).
+        assert_eq!(v.first_seen_bucket_ms(), Some(0));
     }
 }

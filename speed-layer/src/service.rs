@@ -52,8 +52,13 @@ type HighWatermarks = Arc<Mutex<BrokerView>>;
 struct BrokerView {
     /// Each partition's high watermark.
     highs: HashMap<(String, i32), i64>,
-    /// When the statistics last showed every broker connected.
+    /// When the statistics last showed every broker that leads a partition
+    /// read connected.
     all_up_at: Option<Instant>,
+    /// Those not connected at the last statistics (name and state).
+    not_up: Vec<String>,
+    /// The outage was logged (logged again once the brokers are back).
+    outage_logged: bool,
 }
 
 /// Statistics every this many ms (`statistics.interval.ms`, unless set).
@@ -71,13 +76,22 @@ impl ClientContext for SpeedContext {
         let Ok(mut view) = self.high_watermarks.lock() else {
             return;
         };
-        let mut brokers = statistics.brokers.values().filter(|b| b.nodeid >= 0);
-        let mut any = false;
-        if brokers.all(|b| {
-            any = true;
-            b.state == "UP" || b.state == "UPDATE"
-        }) && any
-        {
+        // The brokers that lead the partitions read: another broker of a
+        // cluster being down does not make these stale.
+        let leaders: std::collections::HashSet<i32> = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.iter())
+            .filter(|(id, p)| **id >= 0 && p.leader >= 0)
+            .map(|(_, p)| p.leader)
+            .collect();
+        view.not_up = statistics
+            .brokers
+            .values()
+            .filter(|b| leaders.contains(&b.nodeid) && b.state != "UP" && b.state != "UPDATE")
+            .map(|b| format!("{} {}", b.name, b.state))
+            .collect();
+        if !leaders.is_empty() && view.not_up.is_empty() {
             view.all_up_at = Some(Instant::now());
         }
         let highs = &mut view.highs;
@@ -348,7 +362,7 @@ fn update_ends(
     highs: &HighWatermarks,
     positions: &HashMap<Source, i64>,
 ) {
-    let Ok(view) = highs.lock() else { return };
+    let Ok(mut view) = highs.lock() else { return };
     // Statistics that no longer show every broker connected: the ends
     // known are stale, and the time is not quiet time.
     let interval = config
@@ -361,10 +375,18 @@ fn update_ends(
         .unwrap_or(STATISTICS_INTERVAL_MS);
     let stale_after = Duration::from_millis(interval.saturating_mul(4).max(2_000));
     let now = Instant::now();
-    if view
+    let unreachable = view
         .all_up_at
-        .is_some_and(|t| now.duration_since(t) > stale_after)
-    {
+        .is_some_and(|t| now.duration_since(t) > stale_after);
+    if unreachable != view.outage_logged {
+        view.outage_logged = unreachable;
+        if unreachable {
+            tracing::warn!(brokers = ?view.not_up, "brokers not connected: partitions are not idle meanwhile");
+        } else {
+            tracing::info!("brokers connected again");
+        }
+    }
+    if unreachable {
         engine.brokers_unreachable(now);
         return;
     }
@@ -629,6 +651,56 @@ fn count_failure(result: kafka::Result<impl Sized>, topic: &str, summary: &mut S
     }
 }
 
+/// Takes the messages whose delivery failed: sent again at the next tick
+/// (with when they first failed, from `first_failed` for re-sent ones),
+/// unless refused for good, failing for `RESEND_FOR`, or (on a topic of
+/// latest values) replaced by a newer value of their key in `newest`.
+fn keep_for_resend(
+    producer: &Producer,
+    first_failed: &HashMap<(String, Vec<u8>, Vec<u8>), Instant>,
+    newest: &HashMap<(String, Vec<u8>), Vec<u8>>,
+    latest_topics: &[&String],
+    markers: &mut Markers,
+    summary: &mut SpeedSummary,
+) {
+    let now = Instant::now();
+    for m in producer.take_failed() {
+        if latest_topics.contains(&&m.topic)
+            && newest
+                .get(&(m.topic.clone(), m.key.clone()))
+                .is_some_and(|p| *p != m.payload)
+        {
+            continue;
+        }
+        let since = first_failed
+            .get(&(m.topic.clone(), m.key.clone(), m.payload.clone()))
+            .copied()
+            .unwrap_or(now);
+        if m.is_permanent() || now.duration_since(since) >= RESEND_FOR {
+            count_failure(
+                Err::<(), _>(kafka::Error::Delivery {
+                    count: 1,
+                    last: m.error.to_string(),
+                }),
+                &m.topic,
+                summary,
+            );
+            continue;
+        }
+        summary.resent += 1;
+        counter!("speed_outputs_resent_total", "topic" => m.topic.clone()).increment(1);
+        if summary.resent <= 10 || summary.resent.is_multiple_of(1000) {
+            tracing::warn!(
+                topic = m.topic,
+                resent = summary.resent,
+                "delivery failed, sending again at the next tick: {}",
+                m.error
+            );
+        }
+        markers.resend.push((m, since));
+    }
+}
+
 /// What this instance last told each retweets partition, and the messages
 /// to send again.
 struct Markers {
@@ -699,29 +771,49 @@ fn flush(
     // commit (queueing the offset commit).
     let started = Instant::now();
     update_ends(config, engine, highs, positions);
-    // First what failed last time: before the markers that follow it.
+    let t = &config.topics;
+    // Topics of latest values per key: a failed value is not sent again
+    // once a newer value of its key was queued after it.
+    let latest_topics = [&t.view, &t.top_hashtags, &t.top_tweets];
+    // What failed last time, then a barrier: the re-keyed retweets queued
+    // since the last tick and these must be acknowledged before a marker
+    // claims progress past them (a marker delivered ahead of a retweet
+    // that failed would make it late).
+    let mut first_failed: HashMap<(String, Vec<u8>, Vec<u8>), Instant> = HashMap::new();
     for (m, since) in std::mem::take(&mut markers.resend) {
         let sent = producer.resend_blocking(&m);
         if sent.is_err() {
             count_failure(sent, &m.topic, summary);
         } else {
-            markers.resend.push((m, since));
+            first_failed.insert((m.topic, m.key, m.payload), since);
         }
     }
-    let resending = std::mem::take(&mut markers.resend);
-    send_markers(config, engine, producer, markers)?;
+    let mut delivered = true;
+    if producer.flush_blocking().is_err() {
+        delivered = false;
+        keep_for_resend(
+            producer,
+            &first_failed,
+            &HashMap::new(),
+            &latest_topics,
+            markers,
+            summary,
+        );
+    } else {
+        send_markers(config, engine, producer, markers)?;
+    }
     histogram!("speed_stage_markers_seconds").record(started.elapsed().as_secs_f64());
     let started = Instant::now();
     let out = engine.tick(Instant::now());
     histogram!("speed_stage_tick_seconds").record(started.elapsed().as_secs_f64());
     let started = Instant::now();
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let t = &config.topics;
+    let top_topic = |kind: &TopKind| match kind {
+        TopKind::Hashtags => &t.top_hashtags,
+        TopKind::Tweets => &t.top_tweets,
+    };
     for m in &out.tops {
-        let topic = match m.kind {
-            TopKind::Hashtags => &t.top_hashtags,
-            TopKind::Tweets => &t.top_tweets,
-        };
+        let topic = top_topic(&m.kind);
         let sent = producer.send_blocking(topic, &m.window, m.value.to_string().as_bytes(), now_ms);
         count_failure(sent, topic, summary);
     }
@@ -733,44 +825,39 @@ fn flush(
     let produced = Instant::now();
     let flushed = producer.flush_blocking();
     histogram!("speed_stage_flush_seconds").record(produced.elapsed().as_secs_f64());
-    let delivered = flushed.is_ok();
-    if delivered {
-        drop(resending);
-    } else {
-        // The failed ones (the re-sent included) go again at the next tick,
-        // unless refused for good or failing for too long.
-        let first_failed: HashMap<(String, Vec<u8>, Vec<u8>), Instant> = resending
-            .into_iter()
-            .map(|(m, since)| ((m.topic, m.key, m.payload), since))
-            .collect();
-        let now = Instant::now();
-        for m in producer.take_failed() {
-            let since = first_failed
-                .get(&(m.topic.clone(), m.key.clone(), m.payload.clone()))
-                .copied()
-                .unwrap_or(now);
-            if m.is_permanent() || now.duration_since(since) >= RESEND_FOR {
-                count_failure(
-                    Err::<(), _>(kafka::Error::Delivery {
-                        count: 1,
-                        last: m.error.to_string(),
-                    }),
-                    &m.topic,
-                    summary,
-                );
-            } else {
-                summary.resent += 1;
-                counter!("speed_outputs_resent_total", "topic" => m.topic.clone()).increment(1);
-                if summary.resent <= 10 || summary.resent.is_multiple_of(1000) {
-                    tracing::warn!(
-                        topic = m.topic,
-                        resent = summary.resent,
-                        "delivery failed, sending again at the next tick: {}",
-                        m.error
-                    );
-                }
-                markers.resend.push((m, since));
-            }
+    // The newest value of each key this tick, only when something failed.
+    let failed_before = !markers.resend.is_empty();
+    if flushed.is_err() || failed_before {
+        let mut newest: HashMap<(String, Vec<u8>), Vec<u8>> = HashMap::new();
+        for m in &out.tops {
+            newest.insert(
+                (top_topic(&m.kind).clone(), m.window.as_bytes().to_vec()),
+                m.value.to_string().into_bytes(),
+            );
+        }
+        for v in &out.view {
+            newest.insert(
+                (t.view.clone(), v.key.as_bytes().to_vec()),
+                v.value.as_bytes().to_vec(),
+            );
+        }
+        // Failures of the barrier with a newer value queued since: gone.
+        markers.resend.retain(|(m, _)| {
+            !latest_topics.contains(&&m.topic)
+                || newest
+                    .get(&(m.topic.clone(), m.key.clone()))
+                    .is_none_or(|p| *p == m.payload)
+        });
+        if flushed.is_err() {
+            delivered = false;
+            keep_for_resend(
+                producer,
+                &first_failed,
+                &newest,
+                &latest_topics,
+                markers,
+                summary,
+            );
         }
     }
     summary.finals += out.finals as u64;
@@ -802,4 +889,83 @@ fn flush(
         histogram!("speed_stage_commit_seconds").record(started.elapsed().as_secs_f64());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+    /// librdkafka's mock cluster refusing every produce with "unknown
+    /// error" (a restarting Tansu): a failed message is kept for the next
+    /// tick unless a newer value of its key on a topic of latest values was
+    /// queued after it; other topics keep every failed message.
+    #[test]
+    fn failed_messages_are_kept_unless_a_newer_value_replaces_them() {
+        let mock = MockCluster::new(1).expect("mock cluster");
+        for topic in ["view", "retweets"] {
+            mock.create_topic(topic, 1, 1).expect("topic");
+        }
+        let producer = Producer::new(&tweetlambda_kafka::KafkaOptions {
+            brokers: mock.bootstrap_servers(),
+            properties: vec![("message.timeout.ms".into(), "5000".into())],
+        })
+        .expect("producer");
+        producer.keep_failed();
+        mock.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN; 8],
+        );
+        for (topic, key, value) in [
+            ("view", "hashtag/0/a", "1"),
+            ("view", "hashtag/0/b", "1"),
+            ("retweets", "42", "r1"),
+            ("retweets", "42", "r2"),
+        ] {
+            producer
+                .send_blocking(topic, key, value.as_bytes(), 0)
+                .expect("queued");
+        }
+        assert!(producer.flush_blocking().is_err());
+        // "a" was queued again with a newer value since; "b" was not.
+        let newest: HashMap<(String, Vec<u8>), Vec<u8>> =
+            [(("view".to_string(), b"hashtag/0/a".to_vec()), b"2".to_vec())].into();
+        let view = "view".to_string();
+        let mut markers = Markers {
+            retweets_partitions: 1,
+            sent: HashMap::new(),
+            resend: Vec::new(),
+        };
+        let mut summary = SpeedSummary::default();
+        keep_for_resend(
+            &producer,
+            &HashMap::new(),
+            &newest,
+            &[&view],
+            &mut markers,
+            &mut summary,
+        );
+        let mut kept: Vec<(String, String, String)> = markers
+            .resend
+            .iter()
+            .map(|(m, _)| {
+                (
+                    m.topic.clone(),
+                    String::from_utf8_lossy(&m.key).into_owned(),
+                    String::from_utf8_lossy(&m.payload).into_owned(),
+                )
+            })
+            .collect();
+        kept.sort();
+        assert_eq!(
+            kept,
+            vec![
+                ("retweets".into(), "42".into(), "r1".into()),
+                ("retweets".into(), "42".into(), "r2".into()),
+                ("view".into(), "hashtag/0/b".into(), "1".into()),
+            ]
+        );
+        assert_eq!((summary.resent, summary.produce_failures), (3, 0));
+    }
 }

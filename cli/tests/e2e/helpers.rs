@@ -642,3 +642,10 @@ impl Drop for Reap {
         }
     }
 }
+
+/// Held by the tests that restart a service or kill a layer and wait for a
+/// takeover: they run one at a time, so that a machine of two cores does
+/// not starve one of them into a timeout (the broker's group coordinator
+/// was seen missing a session expiry under that load).
+pub static HEAVY: std::sync::LazyLock<tokio::sync::Mutex<()>> =
+    std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));

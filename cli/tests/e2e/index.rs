@@ -345,7 +345,6 @@ async fn killed_mid_run_and_restarted_the_index_is_the_same() {
     assert_matches_mysql(&base, &index, &want).await;
 }
 
-/// A free port on 127.0.0.1.
 /// A noida-db of the test's own (the shared one stays up for the others).
 fn start_es(port: u16, data: &std::path::Path) -> Child {
     let bin = std::env::var("TWEETLAMBDA_TEST_ES_SERVER_BIN").unwrap_or_else(|_| {

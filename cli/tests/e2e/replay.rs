@@ -287,6 +287,7 @@ fn finish(child: std::process::Child) -> (Option<i32>, String) {
 /// "595 message(s) could not be delivered (Unknown broker error)".)
 #[tokio::test]
 async fn the_broker_restarted_mid_replay_loses_and_duplicates_nothing() {
+    let _heavy = HEAVY.lock().await;
     let mut broker = PrivateBroker::start();
     let db = seed_db().await;
     let topics = TestTopics::new();
@@ -312,6 +313,7 @@ async fn the_broker_restarted_mid_replay_loses_and_duplicates_nothing() {
 /// (reconnecting), and it finishes with every tweet once.
 #[tokio::test]
 async fn mariadb_restarted_mid_replay_loses_and_duplicates_nothing() {
+    let _heavy = HEAVY.lock().await;
     let mut mariadb = PrivateMariaDb::start();
     let db = TestDb::on(&mariadb.server()).await;
     db.load_dump(&shared_data("tweet_hashtags_db.sql"));

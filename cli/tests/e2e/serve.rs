@@ -439,6 +439,7 @@ fn query_at(url: &str, args: &[&str]) -> Value {
 /// does not flag partial, polled all along, equals the exact recount.
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_of_the_speed_layer_while_serving_leaves_no_unflagged_wrong_answer() {
+    let _heavy = HEAVY.lock().await;
     let db = TestDb::new().await;
     db.load_dump(&shared_data("tweet_hashtags_db.sql"));
     let topics = TestTopics::new();

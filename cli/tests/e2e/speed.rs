@@ -314,6 +314,7 @@ async fn finals_equal_an_exact_recomputation_even_with_every_tweet_delivered_twi
 
 #[tokio::test]
 async fn kill_9_and_restart_give_the_same_finals() {
+    let _heavy = HEAVY.lock().await;
     let (db, topics) = replayed_seed(&[]).await;
     let (hashtags, tweets) = expected_finals(&db).await;
     let speed = Speed::new();
@@ -592,6 +593,7 @@ async fn a_tweet_dated_in_the_future_is_dead_lettered_and_moves_no_clock() {
 /// final is the exact one.
 #[tokio::test]
 async fn the_broker_restarted_under_the_speed_layer_gives_the_same_finals() {
+    let _heavy = HEAVY.lock().await;
     let mut broker = PrivateBroker::start();
     let db = TestDb::new().await;
     db.load_dump(&shared_data("tweet_hashtags_db.sql"));
