@@ -58,7 +58,7 @@ STAGES = [
     ("input", "producer timestamp to the speed layer's poll (producer batching, broker, fetch wait)"),
     ("apply", "decode and apply the messages of one tick"),
     ("wait", "the oldest message of a tick waiting for the tick"),
-    ("markers", "end offsets and position markers"),
+    ("markers", "end offsets, failed deliveries sent again, the wait until they and the re-keyed retweets are acknowledged, position markers"),
     ("tick", "the engine's tick (window updates, finals, view records)"),
     ("produce", "queueing the tick's outputs"),
     ("flush", "until the broker acknowledged them"),
