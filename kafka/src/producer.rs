@@ -169,18 +169,7 @@ impl Producer {
         if let Some(t) = m.timestamp_ms {
             record = record.timestamp(t);
         }
-        loop {
-            match self.inner.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((e, _)) => {
-                    return Err(Error::kafka(format!("queue a message for {}", m.topic))(e))
-                }
-            }
-        }
+        self.queue_blocking(record)
     }
 
     /// Queues one message; waits while librdkafka's queue is full.
@@ -240,7 +229,10 @@ impl Producer {
     }
 
     /// Queues a record, sleeping while librdkafka's queue is full.
-    fn queue_blocking(&self, mut record: BaseRecord<'_, str, [u8]>) -> Result<()> {
+    fn queue_blocking<K: rdkafka::message::ToBytes + ?Sized>(
+        &self,
+        mut record: BaseRecord<'_, K, [u8]>,
+    ) -> Result<()> {
         loop {
             match self.inner.send(record) {
                 Ok(()) => return Ok(()),

@@ -517,6 +517,12 @@ impl Drop for PrivateBroker {
     }
 }
 
+/// The name of the user running the tests (MariaDB runs as them).
+fn user_name() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// A MariaDB server of the test's own, in a scratch directory, that the
 /// test may stop and start again. Stopped when dropped.
 pub struct PrivateMariaDb {
@@ -528,15 +534,7 @@ pub struct PrivateMariaDb {
 impl PrivateMariaDb {
     pub fn start() -> PrivateMariaDb {
         let dir = scratch_dir("mariadb");
-        let user = String::from_utf8_lossy(
-            &Command::new("id")
-                .arg("-un")
-                .output()
-                .expect("id -un")
-                .stdout,
-        )
-        .trim()
-        .to_string();
+        let user = user_name();
         let status = Command::new("mariadb-install-db")
             .args(["--no-defaults", &format!("--user={user}")])
             .arg(format!("--datadir={}", dir.join("data").display()))
@@ -580,15 +578,7 @@ impl PrivateMariaDb {
 
     /// Starts it on the same port and data.
     pub fn start_again(&mut self) {
-        let user = String::from_utf8_lossy(
-            &Command::new("id")
-                .arg("-un")
-                .output()
-                .expect("id -un")
-                .stdout,
-        )
-        .trim()
-        .to_string();
+        let user = user_name();
         let child = Command::new("mariadbd")
             .args(["--no-defaults", &format!("--user={user}")])
             .arg(format!("--datadir={}", self.dir.join("data").display()))
