@@ -253,13 +253,24 @@ impl Producer {
     /// serves the delivery reports) rather than on librdkafka's flush, which
     /// measured here waits in steps of about 100 ms when another thread polls.
     pub fn flush_blocking(&self) -> Result<Offsets> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(600);
+        let started = std::time::Instant::now();
+        let deadline = started + Duration::from_secs(600);
+        let mut next_report = started + Duration::from_secs(10);
         while self.inner.in_flight_count() > 0 {
-            if std::time::Instant::now() > deadline {
+            let now = std::time::Instant::now();
+            if now > deadline {
                 return Err(Error::Delivery {
                     count: u64::try_from(self.inner.in_flight_count()).unwrap_or(0),
                     last: "not acknowledged within 600 s".into(),
                 });
+            }
+            if now > next_report {
+                tracing::warn!(
+                    in_flight = self.inner.in_flight_count(),
+                    waited_s = started.elapsed().as_secs(),
+                    "waiting for the broker to acknowledge messages"
+                );
+                next_report = now + Duration::from_secs(10);
             }
             std::thread::sleep(Duration::from_micros(500));
         }

@@ -653,8 +653,9 @@ fn count_failure(result: kafka::Result<impl Sized>, topic: &str, summary: &mut S
 
 /// Takes the messages whose delivery failed: sent again at the next tick
 /// (with when they first failed, from `first_failed` for re-sent ones),
-/// unless refused for good, failing for `RESEND_FOR`, or (on a topic of
-/// latest values) replaced by a newer value of their key in `newest`.
+/// unless refused for good, failing for `RESEND_FOR`, or (on the view, a
+/// topic of latest values) replaced by a newer value of their key in
+/// `newest`.
 fn keep_for_resend(
     producer: &Producer,
     first_failed: &HashMap<(String, Vec<u8>, Vec<u8>), Instant>,
@@ -772,9 +773,11 @@ fn flush(
     let started = Instant::now();
     update_ends(config, engine, highs, positions);
     let t = &config.topics;
-    // Topics of latest values per key: a failed value is not sent again
-    // once a newer value of its key was queued after it.
-    let latest_topics = [&t.view, &t.top_hashtags, &t.top_tweets];
+    // The topic of latest values per key (the view): a failed value is not
+    // sent again once a newer value of its key was queued after it. (The
+    // top-N topics are keyed by window name: a final and the next
+    // instance's updates share a key, and every final must arrive.)
+    let latest_topics = [&t.view];
     // What failed last time, then a barrier: the re-keyed retweets queued
     // since the last tick and these must be acknowledged before a marker
     // claims progress past them (a marker delivered ahead of a retweet
@@ -825,16 +828,11 @@ fn flush(
     let produced = Instant::now();
     let flushed = producer.flush_blocking();
     histogram!("speed_stage_flush_seconds").record(produced.elapsed().as_secs_f64());
-    // The newest value of each key this tick, only when something failed.
+    // The newest view value of each key this tick, only when something
+    // failed.
     let failed_before = !markers.resend.is_empty();
     if flushed.is_err() || failed_before {
         let mut newest: HashMap<(String, Vec<u8>), Vec<u8>> = HashMap::new();
-        for m in &out.tops {
-            newest.insert(
-                (top_topic(&m.kind).clone(), m.window.as_bytes().to_vec()),
-                m.value.to_string().into_bytes(),
-            );
-        }
         for v in &out.view {
             newest.insert(
                 (t.view.clone(), v.key.as_bytes().to_vec()),
