@@ -83,6 +83,8 @@ pub struct ArchiveSummary {
     pub removed_leftovers: u64,
     /// Commits compaction merged into others.
     pub compacted: u64,
+    /// Commits written.
+    pub commits: u64,
 }
 
 /// A commit: the files that hold offsets `first..=last` of a partition.
@@ -368,6 +370,7 @@ fn write_batch(
         },
     )?;
     summary.archived += rows.len() as u64;
+    summary.commits += 1;
     Ok(())
 }
 
@@ -490,7 +493,10 @@ fn archive_loop(
         e => e,
     })?;
     let done = recover(&config.master, &config.topic, &mut summary)?;
-    compact(config, &mut summary)?;
+    // The backlog first; then a pass only once enough commits were written
+    // to form a run (merges within a pass cascade by themselves).
+    let mut compacted_at = None;
+    compact(config, &mut summary, &mut compacted_at);
     let consumer: BaseConsumer = config
         .kafka
         .client_config()
@@ -587,22 +593,27 @@ fn archive_loop(
             for (p, rows) in std::mem::take(&mut buffers) {
                 write_batch(&config.master, &config.topic, p, &rows, &mut summary)?;
             }
-            compact(config, &mut summary)?;
+            compact(config, &mut summary, &mut compacted_at);
             last_write = Instant::now();
         }
     }
     for (p, rows) in std::mem::take(&mut buffers) {
         write_batch(&config.master, &config.topic, p, &rows, &mut summary)?;
     }
-    compact(config, &mut summary)?;
+    compact(config, &mut summary, &mut compacted_at);
     Ok(summary)
 }
 
-/// Merges small commits, if compaction is on (the archive's lock is held).
-fn compact(config: &ArchiveConfig, summary: &mut ArchiveSummary) -> Result<()> {
-    if config.compact_fanout < 2 {
-        return Ok(());
+/// Merges small commits, if compaction is on (the archive's lock is held)
+/// and `fanout` commits were written since the pass at `compacted_at` (a
+/// count of commits; none: no pass yet). Failures are logged: archiving
+/// goes on.
+fn compact(config: &ArchiveConfig, summary: &mut ArchiveSummary, compacted_at: &mut Option<u64>) {
+    let due = compacted_at.is_none_or(|at| summary.commits - at >= config.compact_fanout as u64);
+    if config.compact_fanout < 2 || !due {
+        return;
     }
+    *compacted_at = Some(summary.commits);
     let done = crate::compact::compact(
         &config.master,
         &config.topic,
@@ -616,7 +627,6 @@ fn compact(config: &ArchiveConfig, summary: &mut ArchiveSummary) -> Result<()> {
         Ok(done) => summary.compacted += done.merged,
         Err(e) => tracing::warn!("compaction failed, archiving goes on: {e}"),
     }
-    Ok(())
 }
 
 /// Writes tweets straight into the master dataset as if archived from a

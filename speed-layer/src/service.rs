@@ -59,6 +59,9 @@ struct BrokerView {
     not_up: Vec<String>,
     /// The outage was logged (logged again once the brokers are back).
     outage_logged: bool,
+    /// Statistics older than this no longer show the brokers connected:
+    /// four statistics intervals, at least 2 s.
+    stale_after: Duration,
 }
 
 /// Statistics every this many ms (`statistics.interval.ms`, unless set).
@@ -197,7 +200,19 @@ fn consume_loop(
     shutdown: &watch::Receiver<bool>,
 ) -> Result<SpeedSummary> {
     let assignments = Arc::new(Assignments::default());
-    let high_watermarks = HighWatermarks::default();
+    // Statistics every `statistics.interval.ms` (ours unless set).
+    let interval = config
+        .kafka
+        .properties
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "statistics.interval.ms")
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .unwrap_or(STATISTICS_INTERVAL_MS);
+    let high_watermarks = Arc::new(Mutex::new(BrokerView {
+        stale_after: Duration::from_millis(interval.saturating_mul(4).max(2_000)),
+        ..BrokerView::default()
+    }));
     let mut client = config.kafka.client_config();
     client
         .set("group.id", &config.group_id)
@@ -365,19 +380,10 @@ fn update_ends(
     let Ok(mut view) = highs.lock() else { return };
     // Statistics that no longer show every broker connected: the ends
     // known are stale, and the time is not quiet time.
-    let interval = config
-        .kafka
-        .properties
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "statistics.interval.ms")
-        .and_then(|(_, v)| v.parse::<u64>().ok())
-        .unwrap_or(STATISTICS_INTERVAL_MS);
-    let stale_after = Duration::from_millis(interval.saturating_mul(4).max(2_000));
     let now = Instant::now();
     let unreachable = view
         .all_up_at
-        .is_some_and(|t| now.duration_since(t) > stale_after);
+        .is_some_and(|t| now.duration_since(t) > view.stale_after);
     if unreachable != view.outage_logged {
         view.outage_logged = unreachable;
         if unreachable {
@@ -811,12 +817,11 @@ fn flush(
     histogram!("speed_stage_tick_seconds").record(started.elapsed().as_secs_f64());
     let started = Instant::now();
     let now_ms = chrono::Utc::now().timestamp_millis();
-    let top_topic = |kind: &TopKind| match kind {
-        TopKind::Hashtags => &t.top_hashtags,
-        TopKind::Tweets => &t.top_tweets,
-    };
     for m in &out.tops {
-        let topic = top_topic(&m.kind);
+        let topic = match m.kind {
+            TopKind::Hashtags => &t.top_hashtags,
+            TopKind::Tweets => &t.top_tweets,
+        };
         let sent = producer.send_blocking(topic, &m.window, m.value.to_string().as_bytes(), now_ms);
         count_failure(sent, topic, summary);
     }

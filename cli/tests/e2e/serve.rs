@@ -426,6 +426,26 @@ async fn bad_parameters_get_a_400_naming_them_and_the_dashboard_loads() {
     let _ = std::fs::remove_dir_all(&views);
 }
 
+/// An answer's items as (key, value), the key parsed (a hashtag, a tweet id).
+fn items_of<K: std::str::FromStr + Default>(got: &Value, key: &str, value: &str) -> Vec<(K, i64)> {
+    got["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|i| {
+                    (
+                        i[key]
+                            .as_str()
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or_default(),
+                        i[value].as_i64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// One answer of the server at `url` (`tweetlambda query … --json`).
 fn query_at(url: &str, args: &[&str]) -> Value {
     let mut all = vec!["query", "--server", url, "--json"];
@@ -500,19 +520,7 @@ async fn kill_9_of_the_speed_layer_while_serving_leaves_no_unflagged_wrong_answe
                 continue;
             }
             unflagged += 1;
-            let items: Vec<(String, i64)> = got["items"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|i| {
-                            (
-                                i["hashtag"].as_str().unwrap_or_default().to_string(),
-                                i["count"].as_i64().unwrap_or(0),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let items: Vec<(String, i64)> = items_of(&got, "hashtag", "count");
             let mut expected = exact_top(&exact.hashtags, from, to);
             expected.truncate(1000);
             if items != expected {
@@ -524,22 +532,7 @@ async fn kill_9_of_the_speed_layer_while_serving_leaves_no_unflagged_wrong_answe
                 continue;
             }
             unflagged += 1;
-            let items: Vec<(i64, i64)> = got["items"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|i| {
-                            (
-                                i["tweet_id"]
-                                    .as_str()
-                                    .and_then(|s| s.parse().ok())
-                                    .unwrap_or(0),
-                                i["score"].as_i64().unwrap_or(0),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let items: Vec<(i64, i64)> = items_of(&got, "tweet_id", "score");
             let mut expected = exact_top(&exact.tweets, from, to);
             expected.truncate(50);
             if items != expected {
