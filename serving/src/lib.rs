@@ -5,6 +5,8 @@
 //! # Layout
 //!
 //! - [`batch`]: one version of the batch views in memory, with rollups.
+//! - `ranked`: sums by key over bucket ranges and their exact top N, for
+//!   both views (hashtag counts and tweet scores).
 //! - [`realtime`]: the realtime view, materialised from its topic.
 //! - [`query`]: the merge and the ranking (pure functions).
 //! - [`http`]: the JSON API, `/metrics`, `/health` and the dashboard.
@@ -14,6 +16,7 @@ pub mod batch;
 pub mod error;
 pub mod http;
 pub mod query;
+mod ranked;
 pub mod realtime;
 
 use std::net::SocketAddr;

@@ -233,9 +233,8 @@ fn answer<T>(
 }
 
 /// The `n` best of `items` by the product's one ranking
-/// ([`tweetlambda_core::rank::top_n`]). The sums here are dense (a slot
-/// for every key the views know), so a zero means "absent from the range"
-/// and is left out before ranking.
+/// ([`tweetlambda_core::rank::top_n`]); a zero sum means "absent from
+/// the range" and is left out before ranking.
 fn rank<K: Ord>(items: impl Iterator<Item = (K, i64)>, n: usize) -> Vec<(K, i64)> {
     tweetlambda_core::rank::top_n(items.filter(|(_, v)| *v > 0), n)
 }
@@ -248,27 +247,19 @@ pub fn top_hashtags(
     n: usize,
 ) -> TopAnswer<HashtagItem> {
     let plan = plan(batch, realtime, range);
-    // Batch counts in an array by hashtag index; realtime hashtags the
-    // batch views do not know in a map beside it.
-    let mut dense = match (batch, plan.batch) {
-        (Some(b), Some((from, to))) => b.hashtag_counts(from, to),
-        _ => Vec::new(),
-    };
-    let mut extra: HashMap<&str, i64> = HashMap::new();
+    let mut after_b: HashMap<&str, i64> = HashMap::new();
     if let Some((from, to)) = plan.realtime {
         for (_, tags) in realtime.hashtags.range(from..to) {
             for (tag, c) in tags {
-                match batch.and_then(|b| b.tag_index(tag)) {
-                    Some(i) if i < dense.len() => add(&mut dense[i], *c),
-                    _ => add(extra.entry(tag.as_str()).or_default(), *c),
-                }
+                add(after_b.entry(tag.as_str()).or_default(), *c);
             }
         }
     }
-    let from_batch = batch
-        .into_iter()
-        .flat_map(|b| dense.iter().enumerate().map(move |(i, c)| (b.tag(i), *c)));
-    let items = rank(from_batch.chain(extra), n)
+    let ranked = match (batch, plan.batch) {
+        (Some(b), Some((from, to))) => b.top_hashtags(from, to, n, &after_b),
+        _ => rank(after_b.into_iter(), n),
+    };
+    let items = ranked
         .into_iter()
         .map(|(hashtag, count)| HashtagItem {
             hashtag: hashtag.to_string(),
@@ -409,7 +400,7 @@ pub fn newest_end_ms(batch: Option<&BatchView>, realtime: &RealtimeView) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::tests::{add_tweets, view_of};
+    use crate::batch::tests::{set_tweets, view_of};
 
     const MIN: i64 = 60_000;
     const HOUR: i64 = 3_600_000;
@@ -546,7 +537,7 @@ mod tests {
             .map(|m| (m * MIN, (m % 97) as u64 + 1, 1 + m % 7))
             .collect();
         let mut batch = view_of(&[], 2 * day, MIN);
-        add_tweets(&mut batch, &rows);
+        set_tweets(&mut batch, &rows);
         let mut rt = realtime(&[]);
         for (b, id, s) in rows.iter().filter(|r| r.0 >= 2 * day) {
             let prev = rt

@@ -1,0 +1,347 @@
+//! Sums by key over bucket ranges, and their exact top N without summing
+//! every key of the range.
+//!
+//! One [`Ranked`] holds one view's rows (hashtag counts, or tweet scores)
+//! with the keys as dense indexes:
+//!
+//! - per key, its buckets and running sums (postings), which give the
+//!   exact sum of any range for one key in two binary searches;
+//! - one list of every key by its total over all buckets, descending. A
+//!   key's sum over any range is at most its total (the values are not
+//!   negative), so [`Ranked::candidates`] reads that list from the top,
+//!   sums each key over the range, and stops as soon as the next total is
+//!   below the N-th best sum: no key further down can enter the top N (a
+//!   threshold algorithm with one sorted list). For a range within one
+//!   day, the day's list by the keys' sums over that day is read instead:
+//!   a tighter bound, fewer keys read;
+//! - the rows by day, hour and bucket, so that a range is summed from the
+//!   largest periods that fit in it (30 days read about thirty day rows
+//!   per key instead of 43,200 minute rows). They are summed in full when
+//!   the list would be read deeper than the range has rows (a range that
+//!   only keys of small totals fill), so that an answer never costs much
+//!   more than summing the range.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+use tweetlambda_batch::views::{DAY_MS, HOUR_MS};
+
+/// How a top-N answer was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// Every row of the range summed.
+    Summed,
+    /// The list by total (or the day's list) read down to `read` keys.
+    ByTotal { read: usize },
+}
+
+/// Rows of one level: bucket start → (key, value) rows.
+#[derive(Debug, Default, Clone)]
+pub struct Level<K> {
+    /// Bucket size of the level, in ms.
+    pub size_ms: i64,
+    /// Bucket start → rows.
+    pub buckets: BTreeMap<i64, Vec<(K, i64)>>,
+}
+
+/// Per key index `i`: its rows are `offsets[i]..offsets[i + 1]` of
+/// `buckets` (ascending) and `sums` (the key's running sum up to and
+/// including that row).
+#[derive(Debug, Default, Clone)]
+struct Postings {
+    offsets: Vec<u32>,
+    buckets: Vec<i64>,
+    sums: Vec<i64>,
+}
+
+/// One view's values by key index and bucket (see the module's comment).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Ranked {
+    /// Rows by day, hour and bucket (the last), largest first.
+    levels: Vec<Level<u32>>,
+    postings: Postings,
+    /// Key indexes by total over all buckets, descending (ties by index).
+    pub(crate) by_total: Vec<u32>,
+    /// False when a value is negative or a key's sum reaches `i64::MAX`
+    /// (hand-made views): the threshold's bound needs non-negative values
+    /// and exact running sums, so every row of the range is summed instead
+    /// (and no day or hour rows are built from the running sums).
+    pub(crate) exact: bool,
+}
+
+impl Ranked {
+    /// Indexes the bucket rows of `keys` keys (indexes `0..keys`).
+    pub(crate) fn build(mut bucket_level: Level<u32>, keys: usize) -> Ranked {
+        let bucket_ms = bucket_level.size_ms;
+        let mut exact = true;
+        // Postings, in two passes over the rows (counts, then fill): the
+        // buckets come in order, so each key's buckets ascend.
+        let mut offsets = vec![0u32; keys + 1];
+        for rows in bucket_level.buckets.values() {
+            for (i, v) in rows {
+                if let Some(o) = offsets.get_mut(*i as usize + 1) {
+                    *o += 1;
+                }
+                exact &= *v >= 0;
+            }
+        }
+        for i in 0..keys {
+            offsets[i + 1] += offsets[i];
+        }
+        let total = offsets[keys] as usize;
+        let mut next: Vec<u32> = offsets[..keys].to_vec();
+        let mut buckets = vec![0i64; total];
+        let mut sums = vec![0i64; total];
+        for (b, rows) in &bucket_level.buckets {
+            for (i, v) in rows {
+                let Some(at) = next.get_mut(*i as usize) else {
+                    continue;
+                };
+                buckets[*at as usize] = *b;
+                sums[*at as usize] = *v;
+                *at += 1;
+            }
+        }
+        for i in 0..keys {
+            let mut sum = 0i64;
+            for value in &mut sums[offsets[i] as usize..offsets[i + 1] as usize] {
+                sum = sum.saturating_add(*value);
+                exact &= sum < i64::MAX;
+                *value = sum;
+            }
+        }
+        let mut ranked = Ranked {
+            levels: Vec::new(),
+            postings: Postings {
+                offsets,
+                buckets,
+                sums,
+            },
+            by_total: Vec::new(),
+            exact,
+        };
+        // Day and hour rows from the postings (rows of value 0 cannot move
+        // a sum and are left out), for periods made of whole buckets, and
+        // only over sums that are exact.
+        for size_ms in [DAY_MS, HOUR_MS] {
+            if exact && size_ms > bucket_ms && size_ms % bucket_ms == 0 {
+                let level = ranked.rollup(size_ms, keys);
+                ranked.levels.push(level);
+            }
+        }
+        // The day lists, best first: the bound for ranges within a day.
+        for level in ranked.levels.iter_mut().filter(|l| l.size_ms == DAY_MS) {
+            for rows in level.buckets.values_mut() {
+                rows.sort_unstable_by_key(|(i, v)| (Reverse(*v), *i));
+            }
+        }
+        ranked.levels.push(std::mem::take(&mut bucket_level));
+        let mut by_total: Vec<u32> = (0..keys as u32).collect();
+        by_total.sort_unstable_by_key(|i| (Reverse(ranked.total(*i as usize)), *i));
+        ranked.by_total = by_total;
+        ranked
+    }
+
+    /// The rows of periods of `size_ms`, from the running sums: a run of a
+    /// key's rows in one period sums to the running sum at its last row
+    /// minus the one before it.
+    fn rollup(&self, size_ms: i64, keys: usize) -> Level<u32> {
+        let mut level = Level {
+            size_ms,
+            buckets: BTreeMap::new(),
+        };
+        let p = &self.postings;
+        let period = |at: usize| p.buckets[at] - p.buckets[at].rem_euclid(size_ms);
+        for i in 0..keys {
+            let rows = p.offsets[i] as usize..p.offsets[i + 1] as usize;
+            let mut run_start = rows.start;
+            for at in rows.clone() {
+                if at + 1 < rows.end && period(at + 1) == period(at) {
+                    continue;
+                }
+                let before = if run_start == rows.start {
+                    0
+                } else {
+                    p.sums[run_start - 1]
+                };
+                let sum = p.sums[at] - before;
+                if sum != 0 {
+                    level
+                        .buckets
+                        .entry(period(at))
+                        .or_default()
+                        .push((i as u32, sum));
+                }
+                run_start = at + 1;
+            }
+        }
+        level
+    }
+
+    /// A key's sum over all its buckets.
+    fn total(&self, index: usize) -> i64 {
+        let p = &self.postings;
+        match (p.offsets.get(index), p.offsets.get(index + 1)) {
+            (Some(start), Some(end)) if end > start => p.sums[*end as usize - 1],
+            _ => 0,
+        }
+    }
+
+    /// The exact sum of one key's values over `[from, min(to, boundary))`.
+    pub(crate) fn sum(&self, index: usize, boundary: i64, from: i64, to: i64) -> i64 {
+        let p = &self.postings;
+        let (Some(start), Some(end)) = (p.offsets.get(index), p.offsets.get(index + 1)) else {
+            return 0;
+        };
+        let (start, end) = (*start as usize, *end as usize);
+        let buckets = &p.buckets[start..end];
+        let to = to.min(boundary);
+        // Running sum of the rows before position k (k rows in).
+        let before = |k: usize| if k == 0 { 0 } else { p.sums[start + k - 1] };
+        let lo = buckets.partition_point(|b| *b < from);
+        let hi = buckets.partition_point(|b| *b < to);
+        if hi <= lo {
+            return 0;
+        }
+        before(hi).saturating_sub(before(lo))
+    }
+
+    /// Calls `f` with the rows that make up `[from, min(to, boundary))`,
+    /// from the largest periods that fit.
+    pub(crate) fn visit<'a>(
+        &'a self,
+        boundary: i64,
+        from: i64,
+        to: i64,
+        f: impl FnMut(&'a [(u32, i64)]),
+    ) {
+        visit(&self.levels, boundary, from, to, f);
+    }
+
+    /// Every key that may be among the `n` best over `[from, min(to,
+    /// boundary))`, with its exact sum, and how they were found. `extra`
+    /// holds values of known keys from elsewhere (after B), added to their
+    /// sums; `unknown` the sums of keys this view does not have, which
+    /// compete for the top N but are not returned (the caller has them).
+    /// Ranking the candidates with the unknown keys by the product's rule
+    /// gives the same top N as summing every key.
+    pub(crate) fn candidates(
+        &self,
+        boundary: i64,
+        from: i64,
+        to: i64,
+        n: usize,
+        extra: &HashMap<u32, i64>,
+        unknown: impl Iterator<Item = i64>,
+    ) -> (Vec<(u32, i64)>, Reading) {
+        if n == 0 {
+            return (Vec::new(), Reading::Summed);
+        }
+        let mut lists: Vec<&[(u32, i64)]> = Vec::new();
+        self.visit(boundary, from, to, |rows| lists.push(rows));
+        if !self.exact {
+            return (sum_lists(&lists, extra), Reading::Summed);
+        }
+        let rows: usize = lists.iter().map(|l| l.len()).sum();
+        // Every key of `extra` is a candidate with its exact sum.
+        let mut sums: Vec<(u32, i64)> = extra
+            .iter()
+            .map(|(i, v)| {
+                let before_b = self.sum(*i as usize, boundary, from, to);
+                (*i, v.saturating_add(before_b))
+            })
+            .collect();
+        // The n best sums so far (a min-heap).
+        let mut best: BinaryHeap<Reverse<i64>> = BinaryHeap::with_capacity(n + 1);
+        let mut keep = |sum: i64| {
+            if best.len() < n {
+                best.push(Reverse(sum));
+            } else if best.peek().is_some_and(|Reverse(worst)| sum > *worst) {
+                best.pop();
+                best.push(Reverse(sum));
+            }
+            // The bound a key must reach to still enter the top n.
+            (best.len() == n).then(|| best.peek().map_or(i64::MIN, |Reverse(w)| *w))
+        };
+        let mut threshold = None;
+        for sum in sums.iter().map(|(_, v)| *v).chain(unknown) {
+            threshold = keep(sum);
+        }
+        // The tightest list whose bound holds for the range: a key's sum
+        // over its day when the range lies within one day, else its total.
+        // (A day rollup exists only beside a smaller bucket level.)
+        let day = match self.levels.as_slice() {
+            [day, _, ..] if day.size_ms == DAY_MS => Some(day),
+            _ => None,
+        };
+        let end = to.min(boundary);
+        let within_one_day = from.div_euclid(DAY_MS) == (end - 1).div_euclid(DAY_MS);
+        let by_bound: Box<dyn Iterator<Item = (u32, i64)> + '_> = match day {
+            Some(day) if within_one_day => {
+                let rows = day.buckets.get(&(from - from.rem_euclid(DAY_MS)));
+                Box::new(rows.into_iter().flatten().copied())
+            }
+            _ => Box::new(self.by_total.iter().map(|i| (*i, self.total(*i as usize)))),
+        };
+        let mut read = 0;
+        for (i, bound) in by_bound {
+            // Strictly below: a key whose sum equals the N-th best could
+            // still win the tie by its key.
+            if bound <= 0 || threshold.is_some_and(|t| bound < t) {
+                break;
+            }
+            if read > rows {
+                // Deeper than the range has rows: summing them costs less.
+                return (sum_lists(&lists, extra), Reading::Summed);
+            }
+            read += 1;
+            if !extra.contains_key(&i) {
+                let sum = self.sum(i as usize, boundary, from, to);
+                if sum > 0 {
+                    sums.push((i, sum));
+                    threshold = keep(sum);
+                }
+            }
+        }
+        (sums, Reading::ByTotal { read })
+    }
+}
+
+/// The rows of `lists` summed by key, with `extra` added.
+fn sum_lists(lists: &[&[(u32, i64)]], extra: &HashMap<u32, i64>) -> Vec<(u32, i64)> {
+    let mut sums: HashMap<u32, i64> = extra.clone();
+    for rows in lists {
+        for (i, v) in rows.iter() {
+            let sum = sums.entry(*i).or_default();
+            *sum = sum.saturating_add(*v);
+        }
+    }
+    sums.into_iter().collect()
+}
+
+/// Walks `[from, min(to, B))` with the largest level whose period starts at
+/// the cursor and fits. A rollup row sums only the buckets before B, so a
+/// period that reaches past B fits as long as B does not pass `to`.
+fn visit<'a, K>(
+    levels: &'a [Level<K>],
+    boundary: i64,
+    from: i64,
+    to: i64,
+    mut f: impl FnMut(&'a [(K, i64)]),
+) {
+    let Some(base) = levels.last() else {
+        return;
+    };
+    let end = to.min(boundary);
+    let mut cursor = from;
+    while cursor < end {
+        let level = levels
+            .iter()
+            .find(|l| cursor.rem_euclid(l.size_ms) == 0 && (cursor + l.size_ms).min(boundary) <= to)
+            .unwrap_or(base);
+        if let Some(rows) = level.buckets.get(&cursor) {
+            f(rows);
+        }
+        cursor += level.size_ms.max(1);
+    }
+}
