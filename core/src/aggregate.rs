@@ -88,9 +88,31 @@ pub enum Applied {
     Duplicate,
 }
 
+/// A hashtag's count in one bucket grew (see
+/// [`Aggregator::take_hashtag_changes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashtagChange {
+    /// Start of the bucket.
+    pub bucket: i64,
+    /// The hashtag.
+    pub hashtag: String,
+    /// Its count in the bucket now.
+    pub count: i64,
+    /// What the count grew by since the last take.
+    pub added: i64,
+}
+
 /// The exactly-once sets are read on every event: they hash with foldhash
 /// (seeded at random per process, like std's SipHash, but faster).
 type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
+
+/// The tweets counted for one hashtag in one bucket.
+#[derive(Debug, Default, Clone)]
+struct TagTweets {
+    tweets: FastSet<u64>,
+    /// The count as of the last [`Aggregator::take_hashtag_changes`].
+    taken: i64,
+}
 
 #[derive(Debug, Default, Clone)]
 struct Bucket {
@@ -98,7 +120,9 @@ struct Bucket {
     seen_tweets: FastSet<u64>,
     /// Hashtag → the tweets counted for it (looked up by `&str`, so that a
     /// known hashtag costs no allocation).
-    tag_tweets: HashMap<String, FastSet<u64>, foldhash::fast::RandomState>,
+    tag_tweets: FastMap<String, TagTweets>,
+    /// Hashtags whose count grew since the last take, each once.
+    changed_tags: Vec<String>,
     seen_retweets: FastSet<(u64, u64)>,
 }
 
@@ -142,16 +166,26 @@ impl Aggregator {
     /// One hashtag of one tweet: counts the tweet once for the hashtag.
     pub fn apply_hashtag(&mut self, tweet_id: u64, t_ms: i64, hashtag: &str) -> (i64, Applied) {
         let (start, b) = self.bucket(t_ms);
-        let new = match b.tag_tweets.get_mut(hashtag) {
-            Some(tweets) => tweets.insert(tweet_id),
+        // New, and the first change since the last take?
+        let (new, first_change) = match b.tag_tweets.get_mut(hashtag) {
+            Some(tag) => {
+                let new = tag.tweets.insert(tweet_id);
+                (new, new && tag.tweets.len() as i64 - 1 == tag.taken)
+            }
             None => {
-                b.tag_tweets
-                    .insert(hashtag.to_string(), FastSet::from_iter([tweet_id]));
-                true
+                let tag = TagTweets {
+                    tweets: FastSet::from_iter([tweet_id]),
+                    taken: 0,
+                };
+                b.tag_tweets.insert(hashtag.to_string(), tag);
+                (true, true)
             }
         };
         if !new {
             return (start, Applied::Duplicate);
+        }
+        if first_change {
+            b.changed_tags.push(hashtag.to_string());
         }
         match b.aggregate.hashtags.get_mut(hashtag) {
             Some(c) => *c += 1,
@@ -188,7 +222,7 @@ impl Aggregator {
     pub fn has_hashtag(&self, tweet_id: u64, t_ms: i64, hashtag: &str) -> bool {
         self.held(t_ms)
             .and_then(|b| b.tag_tweets.get(hashtag))
-            .is_some_and(|tweets| tweets.contains(&tweet_id))
+            .is_some_and(|tag| tag.tweets.contains(&tweet_id))
     }
 
     /// True if this (original, retweet) was applied (and its bucket is still held).
@@ -200,6 +234,30 @@ impl Aggregator {
     fn held(&self, t_ms: i64) -> Option<&Bucket> {
         self.buckets
             .get(&crate::bucket_start_ms(t_ms, self.bucket_ms))
+    }
+
+    /// The hashtags whose count grew since the last call, each once, as
+    /// (bucket start, hashtag, count now, added since the last call), by
+    /// bucket. A reader that keeps sums of buckets up to date adds these
+    /// once per tick instead of once per event.
+    pub fn take_hashtag_changes(&mut self) -> Vec<HashtagChange> {
+        let mut changes = Vec::new();
+        for (start, b) in self.buckets.iter_mut() {
+            for hashtag in b.changed_tags.drain(..) {
+                let Some(tag) = b.tag_tweets.get_mut(&hashtag) else {
+                    continue;
+                };
+                let count = tag.tweets.len() as i64;
+                changes.push(HashtagChange {
+                    bucket: *start,
+                    added: count - tag.taken,
+                    count,
+                    hashtag,
+                });
+                tag.taken = count;
+            }
+        }
+        changes
     }
 
     /// The aggregate of one bucket, if it holds anything.
@@ -291,6 +349,34 @@ mod tests {
         assert_eq!(w.hashtags["x"], 2);
         assert_eq!(w.tweets[&1].score, 4);
         assert_eq!(a.window(0, MIN).tweets[&1].score, 3);
+    }
+
+    #[test]
+    fn hashtag_changes_are_taken_once_per_hashtag_and_bucket() {
+        let mut a = Aggregator::new(MIN);
+        let change = |bucket, hashtag: &str, count, added| HashtagChange {
+            bucket,
+            hashtag: hashtag.to_string(),
+            count,
+            added,
+        };
+        for (id, t, tag) in [(1, 5, "x"), (1, 5, "x"), (2, 6, "x"), (2, MIN, "y")] {
+            a.apply_hashtag(id, t, tag);
+        }
+        assert_eq!(
+            a.take_hashtag_changes(),
+            vec![change(0, "x", 2, 2), change(MIN, "y", 1, 1)]
+        );
+        assert_eq!(a.take_hashtag_changes(), vec![]);
+        a.apply_hashtag(2, 6, "x");
+        assert_eq!(
+            a.take_hashtag_changes(),
+            vec![],
+            "a duplicate changes nothing"
+        );
+        a.apply_hashtag(3, 7, "x");
+        a.apply_hashtag(4, 8, "x");
+        assert_eq!(a.take_hashtag_changes(), vec![change(0, "x", 4, 2)]);
     }
 
     #[test]

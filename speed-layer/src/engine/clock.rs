@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use tweetlambda_core::aggregate::FastMap;
 use tweetlambda_core::bucket_start_ms;
 
 /// The topic an input partition belongs to.
@@ -76,7 +77,8 @@ impl Clock {
 pub struct Clocks {
     lateness_ms: i64,
     idle_timeout: Duration,
-    clocks: HashMap<Source, Clock>,
+    /// Read on every event: foldhash (see `FastMap`).
+    clocks: FastMap<Source, Clock>,
     watermark: Option<i64>,
     max_event_ms: Option<i64>,
     /// Partitions of the tweets topic (the sources of retweet markers).
@@ -92,7 +94,7 @@ impl Clocks {
         Clocks {
             lateness_ms: lateness_ms.max(0),
             idle_timeout,
-            clocks: HashMap::new(),
+            clocks: FastMap::default(),
             watermark: None,
             max_event_ms: None,
             tweets_partitions: 0,

@@ -29,7 +29,7 @@ mod window;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use tweetlambda_core::aggregate::{Aggregator, Applied};
+use tweetlambda_core::aggregate::{Aggregator, Applied, FastMap};
 use tweetlambda_core::bucket_start_ms;
 use tweetlambda_core::messages::ViewRecord;
 
@@ -111,10 +111,11 @@ pub struct Engine {
     first_bucket: Option<i64>,
     /// Window name → end of the newest instance published as final.
     finalized_until: HashMap<String, i64>,
-    /// Touched on every event: foldhash, seeded per process (std's SipHash
-    /// is the slower default).
-    dirty_hashtags: HashMap<i64, HashSet<String, foldhash::fast::RandomState>>,
-    dirty_tweets: HashMap<i64, HashSet<u64, foldhash::fast::RandomState>>,
+    /// Hashtags and tweets changed per bucket since the view was last
+    /// published (hashtags added at each tick, tweets at each event):
+    /// foldhash, seeded per process (std's SipHash is the slower default).
+    dirty_hashtags: FastMap<i64, HashSet<String, foldhash::fast::RandomState>>,
+    dirty_tweets: FastMap<i64, HashSet<u64, foldhash::fast::RandomState>>,
     late_events: u64,
     /// (Bucket, input partition) → events that came after the bucket was
     /// dropped.
@@ -152,8 +153,8 @@ impl Engine {
             publisher: Publisher::new(top_n),
             first_bucket: None,
             finalized_until: HashMap::new(),
-            dirty_hashtags: HashMap::new(),
-            dirty_tweets: HashMap::new(),
+            dirty_hashtags: FastMap::default(),
+            dirty_tweets: FastMap::default(),
             late_events: 0,
             too_late: HashMap::new(),
             dirty_late: HashSet::new(),
@@ -322,17 +323,10 @@ impl Engine {
                 t_ms,
                 hashtag,
             } => {
-                let (_, applied) = self.agg.apply_hashtag(tweet_id, t_ms, hashtag);
-                if applied == Applied::New {
-                    let dirty = self.dirty_hashtags.entry(bucket).or_default();
-                    if !dirty.contains(hashtag) {
-                        dirty.insert(hashtag.to_string());
-                    }
-                    for w in self.window_sums_holding(bucket) {
-                        w.add_hashtag(hashtag);
-                    }
-                }
-                applied
+                // The window sums and the view learn of it at the next tick
+                // (`take_hashtag_changes`): once per hashtag and bucket, not
+                // once per event.
+                self.agg.apply_hashtag(tweet_id, t_ms, hashtag).1
             }
             Event::Retweet {
                 original,
@@ -407,6 +401,18 @@ impl Engine {
     /// watermark passed, updates of the current windows, the realtime view.
     pub fn tick(&mut self, now: Instant) -> TickOutput {
         let mut out = TickOutput::default();
+        // Hashtag counts applied since the last tick, into the window sums
+        // that held their buckets when they were applied (windows move only
+        // here, below) and into the view's pending records.
+        for change in self.agg.take_hashtag_changes() {
+            for w in self.window_sums_holding(change.bucket) {
+                w.add_hashtag(&change.hashtag, change.added);
+            }
+            self.dirty_hashtags
+                .entry(change.bucket)
+                .or_default()
+                .insert(change.hashtag);
+        }
         let b = self.agg.bucket_ms();
         self.clocks.update_watermark(now, b);
         let (Some(first), Some(newest), Some(watermark)) = (

@@ -75,12 +75,12 @@ impl WindowSum {
         bucket < self.end && bucket >= self.end.saturating_sub(self.size_ms)
     }
 
-    /// Counts one more tweet carrying `hashtag`.
-    pub(crate) fn add_hashtag(&mut self, hashtag: &str) {
+    /// Counts `added` more tweets carrying `hashtag`.
+    pub(crate) fn add_hashtag(&mut self, hashtag: &str, added: i64) {
         match self.sum.hashtags.get_mut(hashtag) {
-            Some(c) => *c += 1,
+            Some(c) => *c += added,
             None => {
-                self.sum.hashtags.insert(hashtag.to_string(), 1);
+                self.sum.hashtags.insert(hashtag.to_string(), added);
             }
         }
     }
