@@ -53,16 +53,17 @@ for N in "${SIZES[@]}"; do
     sql -e "CREATE DATABASE IF NOT EXISTS $DB"
     "$TL" generate --mysql-url "$TWEETLAMBDA_MYSQL_URL/$DB" --tweets "$N" --rate "$RATE" >&2
   fi
-  run="m$N"
+  run="m$N-$(date +%s)"
   measure replay "$N" "$TL" replay --mysql-url "$TWEETLAMBDA_MYSQL_URL/$DB" --brokers "$TWEETLAMBDA_BROKERS" \
     --tweets-topic "$run.tweets" --hashtags-topic "$run.hashtags" --dead-letter-topic "$run.dead" \
-    --checkpoint "$run" --speed max
+    --checkpoint "$run" --restart --speed max
   measure speed "$N" "$TL" speed --brokers "$TWEETLAMBDA_BROKERS" --tweets-topic "$run.tweets" \
     --hashtags-topic "$run.hashtags" --topic-prefix "$run." --group "$run.speed" \
     --metrics-listen 127.0.0.1:19472 --exit-when-idle --idle-timeout 5s
   measure archive "$N" "$TL" archive --brokers "$TWEETLAMBDA_BROKERS" --tweets-topic "$run.tweets" \
     --master "$WORK/master-$N" --once
-  measure batch "$N" "$TL" batch --master "$WORK/master-$N" --views "$WORK/views-$N" --complete
+  measure batch "$N" "$TL" batch --master "$WORK/master-$N" --tweets-topic "$run.tweets" \
+    --views "$WORK/views-$N" --complete
   measure index "$N" "$TL" index --brokers "$TWEETLAMBDA_BROKERS" --es-url "$TWEETLAMBDA_ES_URL" \
     --tweets-topic "$run.tweets" --index "memory-$N" --group "$run.index" \
     --dead-letter-topic "$run.index-dead" --metrics-listen 127.0.0.1:19473 --once

@@ -154,16 +154,27 @@ pub(crate) struct Commits {
 }
 
 pub(crate) fn read_all_commits(master: &Path, topic: &str) -> Result<Commits> {
+    let mut commits = read_commit_files(master)?;
+    commits.retain(|c| c.topic == topic);
+    split_superseded(commits)
+}
+
+/// The topics the master dataset holds commits of (to name them when a
+/// batch finds none of its own topic).
+pub fn committed_topics(master: &Path) -> Result<std::collections::BTreeSet<String>> {
+    Ok(read_commit_files(master)?
+        .into_iter()
+        .map(|c| c.topic)
+        .collect())
+}
+
+/// Every commit file of the master dataset, of any topic.
+fn read_commit_files(master: &Path) -> Result<Vec<Commit>> {
     let commits_dir = master.join("_commits");
     let mut commits = Vec::new();
     let entries = match fs::read_dir(&commits_dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Commits {
-                live: commits,
-                superseded: Vec::new(),
-            })
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(commits),
         Err(e) => return Err(Error::io(&commits_dir)(e)),
     };
     for entry in entries {
@@ -180,11 +191,9 @@ pub(crate) fn read_all_commits(master: &Path, topic: &str) -> Result<Commits> {
         };
         let commit: Commit = serde_json::from_str(&text)
             .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
-        if commit.topic == topic {
-            commits.push(commit);
-        }
+        commits.push(commit);
     }
-    split_superseded(commits)
+    Ok(commits)
 }
 
 /// Separates the commits a compaction merged (their offsets lie within a

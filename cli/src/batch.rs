@@ -51,6 +51,7 @@ pub struct BatchArgs {
 pub async fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
     use tweetlambda_batch::batch::{self, BatchOutcome};
     let (views, show_top) = (a.views.clone(), a.show_top);
+    let (master, topic) = (a.master.clone(), a.tweets_topic.clone());
     let config = batch::BatchConfig {
         master: a.master,
         views: a.views,
@@ -75,7 +76,18 @@ pub async fn run(a: BatchArgs) -> anyhow::Result<ExitCode> {
     };
     let manifest = match outcome {
         BatchOutcome::Empty => {
-            println!("batch: the master dataset has no committed file yet; nothing published");
+            // Commits of other topics only: most likely a --tweets-topic
+            // that is not the archive's.
+            let others = tweetlambda_batch::archive::committed_topics(&master).unwrap_or_default();
+            if others.is_empty() {
+                println!("batch: the master dataset has no committed file yet; nothing published");
+            } else {
+                let others: Vec<String> = others.into_iter().collect();
+                println!(
+                    "batch: the master dataset has no committed file of topic '{topic}' (it holds topic(s) {}: see --tweets-topic); nothing published",
+                    others.join(", ")
+                );
+            }
             return Ok(ExitCode::SUCCESS);
         }
         BatchOutcome::UpToDate(m) => {

@@ -214,6 +214,20 @@ async fn a_corrupt_file_or_a_held_lock_never_replaces_the_serving_version() {
     let views = scratch_dir("tl_views");
     ok(tweetlambda(&batch_args(&a, &views, &[])));
 
+    // A topic the archive did not write: nothing published, and the topics
+    // the master dataset holds are named.
+    let elsewhere = scratch_dir("tl_views");
+    let mut args = batch_args(&a, &elsewhere, &[]);
+    args[2] = "not-archived";
+    let out = tweetlambda(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.contains("no committed file of topic 'not-archived'") && stdout.contains(&a.topic),
+        "{stdout}"
+    );
+    assert!(!elsewhere.join("manifest.json").exists());
+
     // A reader polls the manifest while runs publish: every version it sees
     // is complete (each file named is there, with the rows announced).
     let stop = Arc::new(AtomicBool::new(false));

@@ -133,7 +133,17 @@ pub struct Engine {
     /// During a rebuild, per partition: the end it had when first seen,
     /// and whether the reading has reached it.
     rebuild_ends: HashMap<Source, (i64, bool)>,
+    /// Realtime-view records published per tick at most
+    /// ([`VIEW_RECORDS_PER_TICK`]).
+    view_records_per_tick: usize,
 }
+
+/// Realtime-view records a tick publishes at most. The end of a rebuild
+/// leaves every key of every held bucket to publish at once; encoded in one
+/// tick, they and the producer's copies of them would all be in memory
+/// together (measured: 1 GiB at the end of a rebuild of 800,000 tweets
+/// whose state took 400 MiB). The rest wait for the next ticks, as keys.
+pub const VIEW_RECORDS_PER_TICK: usize = 50_000;
 
 impl Engine {
     /// A new, empty engine.
@@ -161,6 +171,7 @@ impl Engine {
             evicted_before: i64::MIN,
             rebuilding: true,
             rebuild_ends: HashMap::new(),
+            view_records_per_tick: VIEW_RECORDS_PER_TICK,
         }
     }
 
@@ -390,6 +401,8 @@ impl Engine {
             .newest_known()
             .map(|m| bucket_start_ms(m, b) + b);
         self.clocks.all_idle(now)
+            && self.dirty_hashtags.is_empty()
+            && self.dirty_tweets.is_empty()
             && newest_end.is_some_and(|end| {
                 self.windows
                     .iter()
@@ -479,7 +492,7 @@ impl Engine {
         if !self.rebuilding {
             self.flush_view(&mut out);
         }
-        self.evict();
+        self.evict(&mut out);
         out
     }
 
@@ -498,7 +511,23 @@ impl Engine {
             out.view
                 .push(encode(ViewRecord::late(bucket, &name, events)));
         }
-        for (bucket, tags) in std::mem::take(&mut self.dirty_hashtags) {
+        // At most `view_records_per_tick`, oldest buckets first; each
+        // record carries the key's complete value, so publishing the rest
+        // later never shows a partial one.
+        let mut budget = self.view_records_per_tick;
+        let tags = take_some(&mut self.dirty_hashtags, &mut budget, i64::MAX);
+        let ids = take_some(&mut self.dirty_tweets, &mut budget, i64::MAX);
+        self.encode_view(out, tags, ids);
+    }
+
+    /// The realtime-view records of these keys (bucket → keys).
+    fn encode_view(
+        &self,
+        out: &mut TickOutput,
+        tags: Vec<(i64, Vec<String>)>,
+        ids: Vec<(i64, Vec<u64>)>,
+    ) {
+        for (bucket, tags) in tags {
             let Some(a) = self.agg.bucket_aggregate(bucket) else {
                 continue;
             };
@@ -508,7 +537,7 @@ impl Engine {
                     .push(encode(ViewRecord::hashtag(bucket, &tag, count)));
             }
         }
-        for (bucket, ids) in std::mem::take(&mut self.dirty_tweets) {
+        for (bucket, ids) in ids {
             let Some(a) = self.agg.bucket_aggregate(bucket) else {
                 continue;
             };
@@ -521,7 +550,7 @@ impl Engine {
     }
 
     /// Drops buckets that no window still to be finalised needs.
-    fn evict(&mut self) {
+    fn evict(&mut self, out: &mut TickOutput) {
         let needed = self
             .windows
             .iter()
@@ -529,15 +558,54 @@ impl Engine {
             .collect::<Option<Vec<i64>>>()
             .and_then(|starts| starts.into_iter().min());
         if let Some(start) = needed {
+            // Changes of the buckets about to go that wait (for the end of
+            // a rebuild, or behind the per-tick limit) are published now,
+            // whatever the limit: every window has passed these buckets,
+            // so their values are complete, and once dropped they could
+            // not be published at all (a first start on a backlog longer
+            // than the largest window would leave them out of the view).
+            let mut all = usize::MAX;
+            let tags = take_some(&mut self.dirty_hashtags, &mut all, start);
+            let ids = take_some(&mut self.dirty_tweets, &mut all, start);
+            self.encode_view(out, tags, ids);
             self.agg.evict_before(start);
             self.evicted_before = self.evicted_before.max(start);
-            // Changes of dropped buckets waiting for the end of a rebuild
-            // can no longer be published: their records in the topic are
-            // the complete ones of before the rebuild.
-            self.dirty_hashtags.retain(|b, _| *b >= start);
-            self.dirty_tweets.retain(|b, _| *b >= start);
         }
     }
+}
+
+/// Takes up to `budget` keys of buckets before `before` out of `dirty`
+/// (bucket → keys), oldest buckets first, and lowers the budget by as many.
+fn take_some<K: std::hash::Hash + Eq>(
+    dirty: &mut FastMap<i64, HashSet<K, foldhash::fast::RandomState>>,
+    budget: &mut usize,
+    before: i64,
+) -> Vec<(i64, Vec<K>)> {
+    let mut buckets: Vec<i64> = dirty.keys().copied().filter(|b| *b < before).collect();
+    buckets.sort_unstable();
+    let mut taken = Vec::new();
+    for bucket in buckets {
+        if *budget == 0 {
+            break;
+        }
+        let Some(keys) = dirty.get_mut(&bucket) else {
+            continue;
+        };
+        let mut left = *budget;
+        let some: Vec<K> = keys
+            .extract_if(|_| {
+                let take = left > 0;
+                left = left.saturating_sub(1);
+                take
+            })
+            .collect();
+        *budget -= some.len();
+        if keys.is_empty() {
+            dirty.remove(&bucket);
+        }
+        taken.push((bucket, some));
+    }
+    taken
 }
 
 fn window_sums(windows: &[WindowSpec]) -> Vec<WindowSum> {
@@ -810,6 +878,85 @@ mod tests {
         e.assign(&sources, now);
         tag(&mut e, 0, 1, 10_000, "a", now);
         assert!(e.tick(now).view.is_empty());
+    }
+
+    #[test]
+    fn the_view_goes_out_at_most_the_limit_of_records_per_tick() {
+        let now = Instant::now();
+        let mut e = engine();
+        e.view_records_per_tick = 3;
+        e.assign(&[(Input::Hashtags, 0)], now);
+        // 7 keys: 4 hashtags in the first minute ("a" twice), 3 in the
+        // second.
+        for (id, t, h) in [
+            (1, 0, "a"),
+            (2, 1, "a"),
+            (2, 2, "b"),
+            (3, 3, "c"),
+            (4, 4, "d"),
+            (5, MIN, "a"),
+            (6, MIN + 1, "e"),
+            (7, MIN + 2, "f"),
+        ] {
+            tag(&mut e, 0, id, t, h, now);
+        }
+        rebuilt(&mut e);
+        let mut published: Vec<(String, String)> = Vec::new();
+        let mut per_tick = Vec::new();
+        loop {
+            let out = e.tick(now);
+            if out.view.is_empty() {
+                break;
+            }
+            per_tick.push(out.view.len());
+            published.extend(out.view.into_iter().map(|v| (v.key, v.value)));
+            assert!(per_tick.len() < 10, "never done: {per_tick:?}");
+        }
+        assert_eq!(per_tick, vec![3, 3, 1]);
+        let keys: HashSet<&str> = published.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys.len(), 7, "every key once: {published:?}");
+        // Oldest bucket first, and each value complete.
+        assert!(published[..3]
+            .iter()
+            .all(|(k, _)| k.starts_with("hashtag/0/")));
+        let a = published.iter().find(|(k, _)| k == "hashtag/0/a");
+        assert!(a.is_some_and(|(_, v)| v.contains("\"count\":2")), "{a:?}");
+        assert!(e.dirty_hashtags.is_empty());
+    }
+
+    #[test]
+    fn keys_waiting_when_their_bucket_is_dropped_are_published_first() {
+        let now = Instant::now();
+        let mut e = engine();
+        e.view_records_per_tick = 1;
+        e.assign(&[(Input::Hashtags, 0)], now);
+        for (id, h) in [(1, "a"), (2, "b"), (3, "c"), (4, "d")] {
+            tag(&mut e, 0, id, 0, h, now);
+        }
+        tag(&mut e, 0, 5, 10 * MIN, "e", now);
+        rebuilt(&mut e);
+        let keys = |out: &TickOutput, bucket: i64| -> HashSet<String> {
+            let prefix = format!("hashtag/{bucket}/");
+            out.view
+                .iter()
+                .filter(|v| v.key.starts_with(&prefix))
+                .map(|v| v.key.clone())
+                .collect()
+        };
+        // One record (the limit), from the oldest bucket.
+        let first = keys(&e.tick(now), 0);
+        assert_eq!(first.len(), 1);
+        // Twenty minutes in: every window passes the first minute, which is
+        // dropped at this tick; its three waiting keys go out with it.
+        tag(&mut e, 0, 6, 20 * MIN, "f", now);
+        let out = e.tick(now);
+        assert!(e.agg.bucket_aggregate(0).is_none(), "dropped");
+        let rest = keys(&out, 0);
+        assert_eq!(rest.len(), 3, "{:?}", out.view);
+        assert!(first.is_disjoint(&rest));
+        // The newer keys waited behind the limit and come next.
+        let next = e.tick(now);
+        assert_eq!(keys(&next, 10 * MIN).len(), 1, "{:?}", next.view);
     }
 
     #[test]
