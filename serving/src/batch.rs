@@ -1,7 +1,7 @@
 //! The batch views of one published version, in memory.
 //!
-//! Hashtag counts and tweet scores are each held as a
-//! [`Ranked`](crate::ranked): per key its buckets and running sums, rollups
+//! Hashtag counts and tweet scores are each held as a `Ranked` (module
+//! `ranked`): per key its buckets and running sums, rollups
 //! by hour and day, and a list of keys by total, from which a top N over
 //! any range is read without summing every key of the range (see that
 //! module). The hashtag rollups are built from the bucket rows here; the

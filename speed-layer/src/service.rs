@@ -316,7 +316,10 @@ fn consume_loop(
         match message {
             Some(Ok(m)) => {
                 if let Some(input) = input_of(config, m.topic()) {
-                    positions.insert((input, m.partition()), m.offset() + 1);
+                    let source = (input, m.partition());
+                    if positions.insert(source, m.offset() + 1).is_none() {
+                        engine.note_first_offset(source, m.offset());
+                    }
                 }
                 let started = Instant::now();
                 oldest_unpublished.get_or_insert(started);
@@ -328,6 +331,18 @@ fn consume_loop(
         }
     }
     tracing::info!("shutting down: flushing outputs and committing offsets");
+    // View records waiting behind the per-tick limit go out first (each
+    // tick takes up to the limit of them).
+    while engine.view_waiting() {
+        flush(
+            config,
+            &clients,
+            &mut engine,
+            &mut markers,
+            &mut positions,
+            &mut summary,
+        )?;
+    }
     flush(
         config,
         &clients,

@@ -15,12 +15,17 @@
 //!   top-N changed (`final: false`), and every instance whose end the
 //!   watermark has passed is published once with `final: true`.
 //! - **Output** ([`output`]): top-N messages and the realtime view records
-//!   (every bucket aggregate changed since the last tick), in the formats
-//!   of [`tweetlambda_core::messages`]. While the state is being rebuilt
-//!   (after a start, restart or rebalance, until every partition was read
-//!   up to the end it had when the rebuild began) no view record goes out:
-//!   a bucket read again halfway would replace its complete record in the
-//!   topic with a partial one.
+//!   (the bucket aggregates changed since they were last published, at
+//!   most [`VIEW_RECORDS_PER_TICK`] per tick, oldest buckets first), in the
+//!   formats of [`tweetlambda_core::messages`]. While the state is being
+//!   rebuilt (after a start, restart or rebalance, until every partition
+//!   was read up to the end it had when the rebuild began) only the
+//!   records of buckets every window has passed go out, as they are
+//!   dropped: a bucket read again halfway would replace its complete record
+//!   in the topic with a partial one. A bucket is dropped only once its
+//!   records are out, except the first buckets of a partition whose start
+//!   retention removed (they may lack events; the topic keeps the records
+//!   of before).
 
 pub mod clock;
 pub mod output;
@@ -136,14 +141,23 @@ pub struct Engine {
     /// Realtime-view records published per tick at most
     /// ([`VIEW_RECORDS_PER_TICK`]).
     view_records_per_tick: usize,
+    /// Partitions whose reading began past offset 0 since the last reset
+    /// (retention removed their start) and that have not delivered an
+    /// event yet.
+    cut_pending: HashSet<Source>,
+    /// Buckets before this may lack events that retention removed: during
+    /// a rebuild their records are not published (the topic keeps the
+    /// complete ones of before).
+    suspect_before: i64,
 }
 
 /// Realtime-view records a tick publishes at most. The end of a rebuild
 /// leaves every key of every held bucket to publish at once; encoded in one
 /// tick, they and the producer's copies of them would all be in memory
 /// together (measured: 1 GiB at the end of a rebuild of 800,000 tweets
-/// whose state took 400 MiB). The rest wait for the next ticks, as keys.
-pub const VIEW_RECORDS_PER_TICK: usize = 50_000;
+/// whose state took 400 MiB). The rest wait for the next ticks, as keys;
+/// a bucket whose records wait is not dropped.
+pub const VIEW_RECORDS_PER_TICK: usize = 100_000;
 
 impl Engine {
     /// A new, empty engine.
@@ -172,6 +186,8 @@ impl Engine {
             rebuilding: true,
             rebuild_ends: HashMap::new(),
             view_records_per_tick: VIEW_RECORDS_PER_TICK,
+            cut_pending: HashSet::new(),
+            suspect_before: i64::MIN,
         }
     }
 
@@ -194,6 +210,24 @@ impl Engine {
         self.evicted_before = i64::MIN;
         self.rebuilding = true;
         self.rebuild_ends.clear();
+        self.cut_pending.clear();
+        self.suspect_before = i64::MIN;
+    }
+
+    /// The first message read from `source` since the last reset has
+    /// `offset`: past 0, retention removed the partition's start, so the
+    /// bucket of its first event may lack events.
+    pub fn note_first_offset(&mut self, source: Source, offset: i64) {
+        if offset > 0 && self.rebuilding {
+            self.cut_pending.insert(source);
+        }
+    }
+
+    /// True when view records wait behind the per-tick limit (ticks until
+    /// it is false publish them all).
+    pub fn view_waiting(&self) -> bool {
+        let waiting = !self.dirty_hashtags.is_empty() || !self.dirty_tweets.is_empty();
+        !self.rebuilding && waiting
     }
 
     /// Records how far a partition has been read (`position`, the next
@@ -277,6 +311,9 @@ impl Engine {
         let t = event.time_ms();
         self.clocks.observe(source, t, now);
         let bucket = bucket_start_ms(t, self.agg.bucket_ms());
+        if !self.cut_pending.is_empty() && self.cut_pending.remove(&source) {
+            self.suspect_before = self.suspect_before.max(bucket + self.agg.bucket_ms());
+        }
         let late = self.clocks.is_behind(t);
         if late {
             // Counted already (a redelivery): a duplicate, not a late event.
@@ -488,45 +525,84 @@ impl Engine {
         {
             self.rebuilding = false;
             self.rebuild_ends.clear();
+            self.drop_suspect_records();
         }
+        let mut budget = self.view_records_per_tick;
         if !self.rebuilding {
-            self.flush_view(&mut out);
+            self.flush_view(&mut out, &mut budget);
         }
-        self.evict(&mut out);
+        self.evict(&mut out, &mut budget);
         out
     }
 
-    /// True while the state is being rebuilt from the input (no view
-    /// records are published meanwhile).
+    /// Forgets the waiting records of buckets that may lack events
+    /// retention removed (see `suspect_before`).
+    fn drop_suspect_records(&mut self) {
+        let before = self.suspect_before;
+        self.dirty_hashtags.retain(|b, _| *b >= before);
+        self.dirty_tweets.retain(|b, _| *b >= before);
+    }
+
+    /// Takes up to `budget` waiting keys of buckets before `before`, oldest
+    /// buckets first (a bucket's hashtags, then its tweets).
+    fn take_waiting(&mut self, budget: &mut usize, before: i64) -> (Waiting<String>, Waiting<u64>) {
+        let mut buckets: Vec<i64> = self
+            .dirty_hashtags
+            .keys()
+            .chain(self.dirty_tweets.keys())
+            .copied()
+            .filter(|b| *b < before)
+            .collect();
+        buckets.sort_unstable();
+        buckets.dedup();
+        let (mut tags, mut ids) = (Vec::new(), Vec::new());
+        for bucket in buckets {
+            if *budget == 0 {
+                break;
+            }
+            if let Some(keys) = take_from(&mut self.dirty_hashtags, bucket, budget) {
+                tags.push((bucket, keys));
+            }
+            if let Some(keys) = take_from(&mut self.dirty_tweets, bucket, budget) {
+                ids.push((bucket, keys));
+            }
+        }
+        (tags, ids)
+    }
+
+    /// The oldest bucket with records waiting.
+    fn oldest_waiting(&self) -> Option<i64> {
+        self.dirty_hashtags
+            .keys()
+            .chain(self.dirty_tweets.keys())
+            .min()
+            .copied()
+    }
+
+    /// True while the state is being rebuilt from the input (only the view
+    /// records of buckets being dropped are published meanwhile).
     pub fn is_rebuilding(&self) -> bool {
         self.rebuilding
     }
 
     /// The changed bucket aggregates, as realtime view records, and the
     /// buckets that lost events to lateness.
-    fn flush_view(&mut self, out: &mut TickOutput) {
+    fn flush_view(&mut self, out: &mut TickOutput, budget: &mut usize) {
         for (bucket, source) in std::mem::take(&mut self.dirty_late) {
             let events = self.too_late.get(&(bucket, source)).copied().unwrap_or(0);
             let name = format!("{}-{}", source.0.name(), source.1);
             out.view
                 .push(encode(ViewRecord::late(bucket, &name, events)));
         }
-        // At most `view_records_per_tick`, oldest buckets first; each
-        // record carries the key's complete value, so publishing the rest
-        // later never shows a partial one.
-        let mut budget = self.view_records_per_tick;
-        let tags = take_some(&mut self.dirty_hashtags, &mut budget, i64::MAX);
-        let ids = take_some(&mut self.dirty_tweets, &mut budget, i64::MAX);
+        // Within the tick's budget, oldest buckets first; each record
+        // carries the key's complete value, so publishing the rest later
+        // never shows a partial one.
+        let (tags, ids) = self.take_waiting(budget, i64::MAX);
         self.encode_view(out, tags, ids);
     }
 
     /// The realtime-view records of these keys (bucket → keys).
-    fn encode_view(
-        &self,
-        out: &mut TickOutput,
-        tags: Vec<(i64, Vec<String>)>,
-        ids: Vec<(i64, Vec<u64>)>,
-    ) {
+    fn encode_view(&self, out: &mut TickOutput, tags: Waiting<String>, ids: Waiting<u64>) {
         for (bucket, tags) in tags {
             let Some(a) = self.agg.bucket_aggregate(bucket) else {
                 continue;
@@ -550,62 +626,65 @@ impl Engine {
     }
 
     /// Drops buckets that no window still to be finalised needs.
-    fn evict(&mut self, out: &mut TickOutput) {
+    fn evict(&mut self, out: &mut TickOutput, budget: &mut usize) {
         let needed = self
             .windows
             .iter()
             .map(|w| self.finalized_until.get(&w.name).map(|f| f - w.size_ms))
             .collect::<Option<Vec<i64>>>()
             .and_then(|starts| starts.into_iter().min());
-        if let Some(start) = needed {
-            // Changes of the buckets about to go that wait (for the end of
-            // a rebuild, or behind the per-tick limit) are published now,
-            // whatever the limit: every window has passed these buckets,
-            // so their values are complete, and once dropped they could
-            // not be published at all (a first start on a backlog longer
-            // than the largest window would leave them out of the view).
-            let mut all = usize::MAX;
-            let tags = take_some(&mut self.dirty_hashtags, &mut all, start);
-            let ids = take_some(&mut self.dirty_tweets, &mut all, start);
-            self.encode_view(out, tags, ids);
+        let Some(mut start) = needed else {
+            return;
+        };
+        // Records of the buckets about to go that wait (for the end of a
+        // rebuild, or behind the limit) go out first, within the tick's
+        // budget: every window has passed these buckets, so their values
+        // are complete, and once dropped they could not be published at
+        // all (a first start on input longer than the windows would leave
+        // them out of the view). Those that may lack events retention
+        // removed are not published during a rebuild.
+        if self.rebuilding {
+            let before = self.suspect_before.min(start);
+            self.dirty_hashtags.retain(|b, _| *b >= before);
+            self.dirty_tweets.retain(|b, _| *b >= before);
+        }
+        let (tags, ids) = self.take_waiting(budget, start);
+        self.encode_view(out, tags, ids);
+        // A bucket with records still waiting stays until they are out.
+        if let Some(oldest) = self.oldest_waiting() {
+            start = start.min(oldest);
+        }
+        if start > self.evicted_before {
             self.agg.evict_before(start);
-            self.evicted_before = self.evicted_before.max(start);
+            self.evicted_before = start;
         }
     }
 }
 
-/// Takes up to `budget` keys of buckets before `before` out of `dirty`
-/// (bucket → keys), oldest buckets first, and lowers the budget by as many.
-fn take_some<K: std::hash::Hash + Eq>(
+/// Keys taken out of a dirty map, by bucket.
+type Waiting<K> = Vec<(i64, Vec<K>)>;
+
+/// Takes up to `budget` keys of `bucket` out of `dirty` (bucket → keys)
+/// and lowers the budget by as many.
+fn take_from<K: std::hash::Hash + Eq>(
     dirty: &mut FastMap<i64, HashSet<K, foldhash::fast::RandomState>>,
+    bucket: i64,
     budget: &mut usize,
-    before: i64,
-) -> Vec<(i64, Vec<K>)> {
-    let mut buckets: Vec<i64> = dirty.keys().copied().filter(|b| *b < before).collect();
-    buckets.sort_unstable();
-    let mut taken = Vec::new();
-    for bucket in buckets {
-        if *budget == 0 {
-            break;
-        }
-        let Some(keys) = dirty.get_mut(&bucket) else {
-            continue;
-        };
-        let mut left = *budget;
-        let some: Vec<K> = keys
-            .extract_if(|_| {
-                let take = left > 0;
-                left = left.saturating_sub(1);
-                take
-            })
-            .collect();
-        *budget -= some.len();
-        if keys.is_empty() {
-            dirty.remove(&bucket);
-        }
-        taken.push((bucket, some));
+) -> Option<Vec<K>> {
+    let keys = dirty.get_mut(&bucket)?;
+    let mut left = *budget;
+    let taken: Vec<K> = keys
+        .extract_if(|_| {
+            let take = left > 0;
+            left = left.saturating_sub(1);
+            take
+        })
+        .collect();
+    *budget -= taken.len();
+    if keys.is_empty() {
+        dirty.remove(&bucket);
     }
-    taken
+    (!taken.is_empty()).then_some(taken)
 }
 
 fn window_sums(windows: &[WindowSpec]) -> Vec<WindowSum> {
@@ -924,39 +1003,74 @@ mod tests {
         assert!(e.dirty_hashtags.is_empty());
     }
 
+    /// Five hashtags in the first minute, one at 10 and one at 20 minutes:
+    /// the first minute is the only bucket every window has passed.
+    fn backlog(e: &mut Engine, now: Instant) {
+        e.assign(&[(Input::Hashtags, 0)], now);
+        for (id, h) in [(1, "a"), (2, "b"), (3, "c"), (4, "d"), (5, "e")] {
+            tag(e, 0, id, 0, h, now);
+        }
+        tag(e, 0, 6, 10 * MIN, "f", now);
+        tag(e, 0, 7, 20 * MIN, "g", now);
+    }
+
+    /// The records of the backlog's later buckets, sorted.
+    fn later() -> Vec<String> {
+        let mut keys = vec![
+            format!("hashtag/{}/f", 10 * MIN),
+            format!("hashtag/{}/g", 20 * MIN),
+        ];
+        keys.sort();
+        keys
+    }
+
+    fn view_keys(out: &TickOutput) -> Vec<String> {
+        out.view.iter().map(|v| v.key.clone()).collect()
+    }
+
     #[test]
-    fn keys_waiting_when_their_bucket_is_dropped_are_published_first() {
+    fn a_bucket_is_dropped_only_once_its_waiting_records_are_out() {
         let now = Instant::now();
         let mut e = engine();
-        e.view_records_per_tick = 1;
-        e.assign(&[(Input::Hashtags, 0)], now);
-        for (id, h) in [(1, "a"), (2, "b"), (3, "c"), (4, "d")] {
-            tag(&mut e, 0, id, 0, h, now);
+        e.view_records_per_tick = 2;
+        backlog(&mut e, now);
+        // Still rebuilding: the first minute's records go out as it is
+        // dropped, two per tick, and it stays until the last one is out.
+        let mut first = Vec::new();
+        for (tick, dropped) in [(1, false), (2, false), (3, true)] {
+            let out = e.tick(now);
+            assert!(out.view.len() <= 2, "tick {tick}: {:?}", out.view);
+            first.extend(view_keys(&out));
+            assert_eq!(e.agg.bucket_aggregate(0).is_none(), dropped, "tick {tick}");
         }
-        tag(&mut e, 0, 5, 10 * MIN, "e", now);
+        first.sort();
+        let want: Vec<String> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|h| format!("hashtag/0/{h}"))
+            .collect();
+        assert_eq!(first, want, "each once, nothing of the later buckets");
+        // Rebuilt: the later buckets' records follow.
         rebuilt(&mut e);
-        let keys = |out: &TickOutput, bucket: i64| -> HashSet<String> {
-            let prefix = format!("hashtag/{bucket}/");
-            out.view
-                .iter()
-                .filter(|v| v.key.starts_with(&prefix))
-                .map(|v| v.key.clone())
-                .collect()
-        };
-        // One record (the limit), from the oldest bucket.
-        let first = keys(&e.tick(now), 0);
-        assert_eq!(first.len(), 1);
-        // Twenty minutes in: every window passes the first minute, which is
-        // dropped at this tick; its three waiting keys go out with it.
-        tag(&mut e, 0, 6, 20 * MIN, "f", now);
-        let out = e.tick(now);
+        let mut rest = view_keys(&e.tick(now));
+        rest.sort();
+        assert_eq!(rest, later());
+        assert!(!e.view_waiting());
+    }
+
+    #[test]
+    fn a_partition_cut_by_retention_keeps_its_first_bucket_out_of_a_rebuild() {
+        let now = Instant::now();
+        let mut e = engine();
+        // The partition's first message read is at offset 100: its first
+        // minute may lack events; the topic keeps the records of before.
+        e.note_first_offset((Input::Hashtags, 0), 100);
+        backlog(&mut e, now);
+        let mut published = view_keys(&e.tick(now));
         assert!(e.agg.bucket_aggregate(0).is_none(), "dropped");
-        let rest = keys(&out, 0);
-        assert_eq!(rest.len(), 3, "{:?}", out.view);
-        assert!(first.is_disjoint(&rest));
-        // The newer keys waited behind the limit and come next.
-        let next = e.tick(now);
-        assert_eq!(keys(&next, 10 * MIN).len(), 1, "{:?}", next.view);
+        rebuilt(&mut e);
+        published.extend(view_keys(&e.tick(now)));
+        published.sort();
+        assert_eq!(published, later());
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! Running window sums: the sum of the buckets of a window instance, kept up
-//! to date event by event so that a tick does not sum the buckets again.
+//! to date as events arrive (tweet scores at each event, hashtag counts at
+//! each tick, once per hashtag and bucket) so that a tick does not sum the
+//! buckets again.
 
 use std::collections::HashMap;
 
 use tweetlambda_core::aggregate::{Aggregator, BucketAggregate, TweetScore};
 
 /// The running sum of the buckets of a window's current instance
-/// `[end − size, end)`, kept up to date event by event so that a tick does
-/// not sum the buckets again.
+/// `[end − size, end)`, kept up to date as events arrive so that a tick
+/// does not sum the buckets again.
 #[derive(Debug, Default)]
 pub(crate) struct WindowSum {
     pub(crate) size_ms: i64,
