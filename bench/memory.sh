@@ -101,7 +101,7 @@ secs = {(r[0], int(r[1])): float(r[3]) for r in rows}
 buckets = {int(r[1]): r[4] for r in rows if r[0] == "serve"}
 WHAT = [
     ("replay", "`replay --speed max` (MariaDB to `tweets` and `hashtags`)", "3 pages of `--fetch-size` rows (10,000) and librdkafka's queue (at most 1M messages or 1 GiB)"),
-    ("speed", "`speed --exit-when-idle` (catch-up to the end, then idle)", "the buckets of the largest window plus the lateness, times their keys"),
+    ("speed", "`speed --exit-when-idle` (catch-up to the end, then idle)", "the buckets from the watermark minus the largest window and the lateness to the newest event read, times their keys; 100,000 view records per tick"),
     ("archive", "`archive --once` (into the master dataset)", "one batch of `--batch-rows` rows (100,000) per partition"),
     ("batch", "`batch --complete` (views of the whole master dataset)", "the largest date"),
     ("index", "`index --once` (into noida-db)", "bulk requests in flight (2 × 1,000 documents or 5 MiB)"),
