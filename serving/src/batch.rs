@@ -1,10 +1,10 @@
 //! The batch views of one published version, in memory.
 //!
 //! Hashtag counts and tweet scores are each held as a `Ranked` (module
-//! `ranked`): per key its buckets and running sums, rollups
-//! by hour and day, and a list of keys by total, from which a top N over
-//! any range is read without summing every key of the range (see that
-//! module). The hashtag rollups are built from the bucket rows here; the
+//! `ranked`): per key its buckets and running sums, rollups by hour and
+//! day (each by value), and a list of keys by total, from which a top N
+//! over any range is read without summing every key of the range (see
+//! that module). The hashtag rollups are built from the bucket rows here; the
 //! batch's own hour and day views are for other readers.
 
 use std::collections::{BTreeMap, HashMap};
@@ -477,7 +477,7 @@ mod threshold_tests {
         // best sum.
         let (top, how) = v.top_tweets_reading(0, DAY, 3, &none);
         assert_eq!(top, expected);
-        assert_eq!(how, Reading::ByTotal { read: 3 });
+        assert_eq!(how, Reading::ByLists { read: 3 });
         // A range that only the low-total tweets fill reads deeper than it
         // has rows, and is summed instead.
         let (top, how) = v.top_tweets_reading(900 * MIN, 910 * MIN, 3, &none);
@@ -489,7 +489,7 @@ mod threshold_tests {
     }
 
     #[test]
-    fn a_range_within_one_day_reads_that_day_s_list() {
+    fn a_range_of_an_hour_reads_that_hour_s_list() {
         // Day 0: 500 tweets of large totals; day 1: 100 tweets of 1 to 100.
         let mut rows: Vec<(i64, u64, i64)> = (0..500)
             .map(|i| (i * MIN, i as u64 + 1, 1000 + i))
@@ -499,10 +499,37 @@ mod threshold_tests {
         let none = HashMap::new();
         let (top, how) = v.top_tweets_reading(DAY, DAY + HOUR, 2, &none);
         assert_eq!(top, vec![(1059, 60), (1058, 59)]);
-        // The day's list starts at its best (100, 99, …, 61 are outside
-        // the hour): 40 reads, then 60 and 59, then 58 is below 59. The
-        // list by total would first read the 500 tweets of day 0.
-        assert_eq!(how, Reading::ByTotal { read: 42 });
+        // The hour's list starts at its best: 60 and 59, then 58 is below
+        // 59. The day's list would first read 100 to 61 (outside the hour),
+        // the list by total the 500 tweets of day 0.
+        assert_eq!(how, Reading::ByLists { read: 2 });
+    }
+
+    #[test]
+    fn a_range_of_two_days_reads_both_days_lists_together() {
+        // Day 0: 500 tweets of large totals; days 1 and 2: 100 tweets of 1
+        // to 100 each, and tweet 7777 with 150 on each day.
+        let mut rows: Vec<(i64, u64, i64)> = (0..500)
+            .map(|i| (i * MIN, i as u64 + 1, 1000 + i))
+            .collect();
+        for day in [1, 2] {
+            rows.extend(
+                (0..100).map(|i| (day * DAY + i * MIN, day as u64 * 1000 + i as u64, 1 + i)),
+            );
+            rows.push((day * DAY + 200 * MIN, 7777, 150));
+        }
+        let v = view(&rows, 3 * DAY);
+        let none = HashMap::new();
+        let expected = brute_force(&rows, 3 * DAY, (DAY, 3 * DAY), 1, &none);
+        assert_eq!(expected, vec![(7777, 300)]);
+        let (top, how) = v.top_tweets_reading(DAY, 3 * DAY, 1, &none);
+        assert_eq!(top, expected);
+        // 7777 heads both lists: one read, then the next rows add up to
+        // 200, below 300. The list by total would first read day 0's 500.
+        assert_eq!(how, Reading::ByLists { read: 1 });
+        // A key at the head of one list only still needs the other's rows.
+        let (top, _) = v.top_tweets_reading(DAY, 3 * DAY, 3, &none);
+        assert_eq!(top, brute_force(&rows, 3 * DAY, (DAY, 3 * DAY), 3, &none));
     }
 
     #[test]
@@ -566,7 +593,7 @@ mod threshold_tests {
         );
         // "b" (601 with its realtime count) and "new" (700) set the bar at
         // 601; "a" raises it to 700; the next total, b's 600, is below it.
-        assert_eq!(how, Reading::ByTotal { read: 1 });
+        assert_eq!(how, Reading::ByLists { read: 1 });
     }
 
     proptest! {
@@ -580,7 +607,7 @@ mod threshold_tests {
             extra in prop::collection::vec((1u64..80, 0i64..300), 0..10),
             boundary_min in 0i64..4 * 24 * 60,
             from_min in 0i64..4 * 24 * 60,
-            len_min in 1i64..4 * 24 * 60,
+            len_min in prop_oneof![1i64..5 * 60, 1i64..4 * 24 * 60],
             n in 0usize..12,
         ) {
             // Times at bucket starts, as the views and the queries have them.

@@ -11,9 +11,11 @@
 //!   negative), so [`Ranked::candidates`] reads that list from the top,
 //!   sums each key over the range, and stops as soon as the next total is
 //!   below the N-th best sum: no key further down can enter the top N (a
-//!   threshold algorithm with one sorted list). For a range within one
-//!   day, the day's list by the keys' sums over that day is read instead:
-//!   a tighter bound, fewer keys read;
+//!   threshold algorithm with one sorted list). For a range that a few
+//!   hours (or else a few days) cover, the lists of those periods, each by
+//!   the keys' sums over its period, are read instead, a row of each at a
+//!   time: a key not read yet can sum at most the rows just read added up
+//!   (Fagin's threshold algorithm), a tighter bound, fewer keys read;
 //! - the rows by day, hour and bucket, so that a range is summed from the
 //!   largest periods that fit in it (30 days read about thirty day rows
 //!   per key instead of 43,200 minute rows). They are summed in full when
@@ -22,7 +24,7 @@
 //!   more than summing the range.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use tweetlambda_batch::views::{DAY_MS, HOUR_MS};
 
@@ -31,8 +33,34 @@ use tweetlambda_batch::views::{DAY_MS, HOUR_MS};
 pub(crate) enum Reading {
     /// Every row of the range summed.
     Summed,
-    /// The list by total (or the day's list) read down to `read` keys.
-    ByTotal { read: usize },
+    /// The list by total, or the lists of the hours or days that cover
+    /// the range, read until `read` keys were summed.
+    ByLists { read: usize },
+}
+
+/// At most this many hour or day lists are read together for one range
+/// (a range of an hour or a day usually meets two).
+const MAX_PERIOD_LISTS: i64 = 4;
+
+/// A list of keys, best first, that [`Ranked::candidates`] reads.
+enum List<'a> {
+    /// Every key by its total over all buckets.
+    ByTotal,
+    /// The rows of one day or hour, by value.
+    Period(&'a [(u32, i64)]),
+}
+
+impl List<'_> {
+    /// The key and its bound at `depth` rows in, if the list is that long.
+    fn row(&self, ranked: &Ranked, depth: usize) -> Option<(u32, i64)> {
+        match self {
+            List::ByTotal => ranked
+                .by_total
+                .get(depth)
+                .map(|i| (*i, ranked.total(*i as usize))),
+            List::Period(rows) => rows.get(depth).copied(),
+        }
+    }
 }
 
 /// Rows of one level: bucket start → (key, value) rows.
@@ -129,8 +157,8 @@ impl Ranked {
                 ranked.levels.push(level);
             }
         }
-        // The day lists, best first: the bound for ranges within a day.
-        for level in ranked.levels.iter_mut().filter(|l| l.size_ms == DAY_MS) {
+        // The day and hour lists, best first: the bounds for short ranges.
+        for level in ranked.levels.iter_mut() {
             for rows in level.buckets.values_mut() {
                 rows.sort_unstable_by_key(|(i, v)| (Reverse(*v), *i));
             }
@@ -176,6 +204,33 @@ impl Ranked {
             }
         }
         level
+    }
+
+    /// The lists whose rows, added up, bound a key's sum over `[from,
+    /// end)`: the lists of the hours (or else the days) that cover the
+    /// range, when at most [`MAX_PERIOD_LISTS`] of them do (the rows of a
+    /// period sum only buckets before B, as the range does); else the list
+    /// by total.
+    fn bounding_lists(&self, from: i64, end: i64) -> Vec<List<'_>> {
+        if end <= from {
+            return Vec::new();
+        }
+        // The rollups, smallest period first (the bucket level is last).
+        let rollups = &self.levels[..self.levels.len().saturating_sub(1)];
+        for level in rollups.iter().rev() {
+            let size = level.size_ms;
+            let first = from - from.rem_euclid(size);
+            let periods = (end - 1 - first) / size + 1;
+            if periods <= MAX_PERIOD_LISTS {
+                return (0..periods)
+                    .map(|k| {
+                        let rows = level.buckets.get(&(first + k * size));
+                        List::Period(rows.map_or(&[][..], Vec::as_slice))
+                    })
+                    .collect();
+            }
+        }
+        vec![List::ByTotal]
     }
 
     /// A key's sum over all its buckets.
@@ -237,12 +292,12 @@ impl Ranked {
         if n == 0 {
             return (Vec::new(), Reading::Summed);
         }
-        let mut lists: Vec<&[(u32, i64)]> = Vec::new();
-        self.visit(boundary, from, to, |rows| lists.push(rows));
+        let mut ranges: Vec<&[(u32, i64)]> = Vec::new();
+        self.visit(boundary, from, to, |rows| ranges.push(rows));
         if !self.exact {
-            return (sum_lists(&lists, extra), Reading::Summed);
+            return (sum_lists(&ranges, extra), Reading::Summed);
         }
-        let rows: usize = lists.iter().map(|l| l.len()).sum();
+        let rows: usize = ranges.iter().map(|l| l.len()).sum();
         // Every key of `extra` is a candidate with its exact sum.
         let mut sums: Vec<(u32, i64)> = extra
             .iter()
@@ -267,35 +322,40 @@ impl Ranked {
         for sum in sums.iter().map(|(_, v)| *v).chain(unknown) {
             threshold = keep(sum);
         }
-        // The tightest list whose bound holds for the range: a key's sum
-        // over its day when the range lies within one day, else its total.
-        // (A day rollup exists only beside a smaller bucket level.)
-        let day = match self.levels.as_slice() {
-            [day, _, ..] if day.size_ms == DAY_MS => Some(day),
-            _ => None,
-        };
-        let end = to.min(boundary);
-        let within_one_day = from.div_euclid(DAY_MS) == (end - 1).div_euclid(DAY_MS);
-        let by_bound: Box<dyn Iterator<Item = (u32, i64)> + '_> = match day {
-            Some(day) if within_one_day => {
-                let rows = day.buckets.get(&(from - from.rem_euclid(DAY_MS)));
-                Box::new(rows.into_iter().flatten().copied())
-            }
-            _ => Box::new(self.by_total.iter().map(|i| (*i, self.total(*i as usize)))),
-        };
+        // Read the lists whose bound holds for the range, a row of each at
+        // a time, until no key not yet read can reach the N-th best sum.
+        let lists = self.bounding_lists(from, to.min(boundary));
+        let mut seen: HashSet<u32> = HashSet::new();
         let mut read = 0;
-        for (i, bound) in by_bound {
+        for depth in 0.. {
+            // A key not read yet lies at `depth` or deeper in every list,
+            // so its sum is at most the rows at `depth` added up (an ended
+            // list adds nothing).
+            let mut bound = 0i64;
+            let mut ended = true;
+            for list in &lists {
+                if let Some((_, v)) = list.row(self, depth) {
+                    bound = bound.saturating_add(v);
+                    ended = false;
+                }
+            }
             // Strictly below: a key whose sum equals the N-th best could
             // still win the tie by its key.
-            if bound <= 0 || threshold.is_some_and(|t| bound < t) {
+            if ended || bound <= 0 || threshold.is_some_and(|t| bound < t) {
                 break;
             }
-            if read > rows {
-                // Deeper than the range has rows: summing them costs less.
-                return (sum_lists(&lists, extra), Reading::Summed);
-            }
-            read += 1;
-            if !extra.contains_key(&i) {
+            for list in &lists {
+                let Some((i, _)) = list.row(self, depth) else {
+                    continue;
+                };
+                if extra.contains_key(&i) || (lists.len() > 1 && !seen.insert(i)) {
+                    continue;
+                }
+                if read > rows {
+                    // Deeper than the range has rows: summing them costs less.
+                    return (sum_lists(&ranges, extra), Reading::Summed);
+                }
+                read += 1;
                 let sum = self.sum(i as usize, boundary, from, to);
                 if sum > 0 {
                     sums.push((i, sum));
@@ -303,7 +363,7 @@ impl Ranked {
                 }
             }
         }
-        (sums, Reading::ByTotal { read })
+        (sums, Reading::ByLists { read })
     }
 }
 
