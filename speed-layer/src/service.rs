@@ -264,6 +264,9 @@ fn consume_loop(
     let mut summary = SpeedSummary::default();
     let mut generation = 0;
     let mut positions: HashMap<Source, i64> = HashMap::new();
+    // Per tweets partition: the retweets re-keyed before this offset are
+    // already in the retweets topic (the group committed past them).
+    let mut rekeyed_before: HashMap<i32, i64> = HashMap::new();
     let mut next_tick = Instant::now() + config.emit_interval;
     // When the oldest message applied since the last tick was read, and
     // the time spent applying messages since then.
@@ -287,6 +290,10 @@ fn consume_loop(
                 &mut markers,
                 &mut positions,
                 &mut summary,
+                Commit {
+                    mode: CommitMode::Async,
+                    tweets_at_least: &rekeyed_before,
+                },
             )?;
             if was_rebuilding && !engine.is_rebuilding() {
                 tracing::info!(
@@ -312,6 +319,7 @@ fn consume_loop(
             positions.clear();
             markers.sent.clear();
             engine.assign(&assigned_sources(config, &consumer), Instant::now());
+            rekeyed_before = already_rekeyed(config, &consumer);
         }
         match message {
             Some(Ok(m)) => {
@@ -323,7 +331,15 @@ fn consume_loop(
                 }
                 let started = Instant::now();
                 oldest_unpublished.get_or_insert(started);
-                handle(config, &counters, &mut engine, &producer, &m, &mut summary)?;
+                handle(
+                    config,
+                    &counters,
+                    &mut engine,
+                    &producer,
+                    &m,
+                    &rekeyed_before,
+                    &mut summary,
+                )?;
                 applying += started.elapsed();
             }
             Some(Err(e)) => tracing::warn!("consumer error: {e}"),
@@ -341,8 +357,14 @@ fn consume_loop(
             &mut markers,
             &mut positions,
             &mut summary,
+            Commit {
+                mode: CommitMode::Async,
+                tweets_at_least: &rekeyed_before,
+            },
         )?;
     }
+    // The last commit waits for the coordinator's answer, so that a restart
+    // knows every retweet re-keyed so far (see `already_rekeyed`).
     flush(
         config,
         &clients,
@@ -350,6 +372,10 @@ fn consume_loop(
         &mut markers,
         &mut positions,
         &mut summary,
+        Commit {
+            mode: CommitMode::Sync,
+            tweets_at_least: &rekeyed_before,
+        },
     )?;
     Ok(summary)
 }
@@ -382,6 +408,59 @@ fn assigned_sources(config: &SpeedConfig, consumer: &BaseConsumer<SpeedContext>)
             Vec::new()
         }
     }
+}
+
+/// Per assigned tweets partition, the offset before which its retweets were
+/// re-keyed already: the group's committed offset (a commit follows the
+/// acknowledgement of what the tick produced). A rebuild re-reads the
+/// tweets but does not send those retweets again (every restart used to
+/// add a copy of each to the retweets topic). Trusted only where the group
+/// also committed an offset of the co-partitioned retweets partition that
+/// the topic still reaches: a retweets topic that is new to the group (a
+/// new `--topic-prefix`) or was re-created gets every retweet again.
+fn already_rekeyed(
+    config: &SpeedConfig,
+    consumer: &BaseConsumer<SpeedContext>,
+) -> HashMap<i32, i64> {
+    let t = &config.topics;
+    let committed = match consumer.committed(Duration::from_secs(10)) {
+        Ok(tpl) => tpl,
+        Err(e) => {
+            tracing::warn!(
+                "cannot read the committed offsets (every retweet is re-keyed again): {e}"
+            );
+            return HashMap::new();
+        }
+    };
+    let offset_of = |topic: &str, partition: i32| match committed
+        .find_partition(topic, partition)
+        .map(|e| e.offset())
+    {
+        Some(Offset::Offset(n)) if n > 0 => Some(n),
+        _ => None,
+    };
+    let mut before = HashMap::new();
+    for e in committed.elements_for_topic(&t.tweets) {
+        let p = e.partition();
+        let (Some(tweets), Some(retweets)) = (offset_of(&t.tweets, p), offset_of(&t.retweets, p))
+        else {
+            continue;
+        };
+        let end = consumer
+            .fetch_watermarks(&t.retweets, p, Duration::from_secs(10))
+            .map(|(_, high)| high);
+        if end.is_ok_and(|high| retweets <= high) {
+            before.insert(p, tweets);
+        }
+    }
+    if !before.is_empty() {
+        tracing::info!(
+            partitions = ?before,
+            "retweets re-keyed before the committed offsets of these tweets partitions are in {} already: not sent again",
+            t.retweets
+        );
+    }
+    before
 }
 
 /// Marks which partitions have been read to their end (from the high
@@ -496,6 +575,7 @@ fn handle(
     engine: &mut Engine,
     producer: &Producer,
     m: &BorrowedMessage<'_>,
+    rekeyed_before: &HashMap<i32, i64>,
     summary: &mut SpeedSummary,
 ) -> Result<()> {
     let t = &config.topics;
@@ -520,7 +600,10 @@ fn handle(
         }) {
             Ok(tweet) => {
                 let t_ms = tweet.created_at.timestamp_millis();
-                if let Some(original) = &tweet.message.retweet_of {
+                let rekeyed = rekeyed_before
+                    .get(&m.partition())
+                    .is_some_and(|before| m.offset() < *before);
+                if let (Some(original), false) = (&tweet.message.retweet_of, rekeyed) {
                     // Re-keyed by the retweeted tweet: its owner counts it.
                     let r = RetweetEvent {
                         tweet_id: original.to_string(),
@@ -571,8 +654,10 @@ fn handle(
             }
             Ok(r)
         }) {
-            Ok(RetweetsMessage::Marker(marker)) => {
-                engine.apply_marker(m.partition(), marker.marker, marker.time_ms, now);
+            Ok(RetweetsMessage::Markers(markers)) => {
+                for marker in markers {
+                    engine.apply_marker(m.partition(), marker.marker, marker.time_ms, now);
+                }
                 return Ok(());
             }
             Ok(RetweetsMessage::Retweet {
@@ -732,16 +817,18 @@ struct Markers {
     resend: Vec<(kafka::producer::FailedMessage, Instant)>,
 }
 
-/// Sends, for each tweets partition this instance reads, its progress to
+/// Sends the progress of the tweets partitions this instance reads to
 /// every retweets partition, after the retweets it re-keyed (same producer,
-/// so they stay in order). Only changes are sent.
+/// so they stay in order). Only changes are sent, all of a tick's in one
+/// [`Markers`] message per retweets partition.
 fn send_markers(
-    config: &SpeedConfig,
+    retweets_topic: &str,
     engine: &Engine,
     producer: &Producer,
     markers: &mut Markers,
 ) -> Result<()> {
     let now_ms = chrono::Utc::now().timestamp_millis();
+    let mut changed = Vec::new();
     for (input, p) in engine.sources() {
         if input != Input::Tweets {
             continue;
@@ -749,21 +836,23 @@ fn send_markers(
         let Some(time_ms) = engine.tweets_marker(p, Instant::now()) else {
             continue;
         };
-        if markers.sent.get(&p) == Some(&time_ms) {
-            continue;
+        if markers.sent.get(&p) != Some(&time_ms) {
+            changed.push(Marker { marker: p, time_ms });
         }
-        let payload = serde_json::to_vec(&Marker { marker: p, time_ms })
-            .map_err(|e| Error::Config(e.to_string()))?;
-        for k in 0..markers.retweets_partitions {
-            producer.send_to_partition(
-                &config.topics.retweets,
-                k,
-                &format!("marker/{p}"),
-                &payload,
-                now_ms,
-            )?;
-        }
-        markers.sent.insert(p, time_ms);
+    }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    changed.sort_by_key(|m| m.marker);
+    let payload = serde_json::to_vec(&tweetlambda_core::messages::Markers {
+        markers: changed.clone(),
+    })
+    .map_err(|e| Error::Config(e.to_string()))?;
+    for k in 0..markers.retweets_partitions {
+        producer.send_to_partition(retweets_topic, k, "markers", &payload, now_ms)?;
+    }
+    for m in changed {
+        markers.sent.insert(m.marker, m.time_ms);
     }
     Ok(())
 }
@@ -775,6 +864,16 @@ struct Clients<'a> {
     highs: &'a HighWatermarks,
 }
 
+/// How a tick commits the input offsets.
+struct Commit<'a> {
+    mode: CommitMode,
+    /// Per tweets partition, the lowest offset to commit: a rebuild's
+    /// position is behind the offset below which the retweets were re-keyed
+    /// already, and committing it would make a crash during the rebuild
+    /// re-key those retweets again (see `already_rekeyed`).
+    tweets_at_least: &'a HashMap<i32, i64>,
+}
+
 fn flush(
     config: &SpeedConfig,
     clients: &Clients<'_>,
@@ -782,6 +881,7 @@ fn flush(
     markers: &mut Markers,
     positions: &mut HashMap<Source, i64>,
     summary: &mut SpeedSummary,
+    commit: Commit<'_>,
 ) -> Result<()> {
     let Clients {
         producer,
@@ -824,7 +924,7 @@ fn flush(
             summary,
         );
     } else {
-        send_markers(config, engine, producer, markers)?;
+        send_markers(&config.topics.retweets, engine, producer, markers)?;
     }
     histogram!("speed_stage_markers_seconds").record(started.elapsed().as_secs_f64());
     let started = Instant::now();
@@ -897,11 +997,15 @@ fn flush(
         let mut tpl = TopicPartitionList::new();
         for ((input, partition), offset) in positions.iter() {
             let topic = topic_of(config, *input);
-            if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
+            let offset = match (input, commit.tweets_at_least.get(partition)) {
+                (Input::Tweets, Some(floor)) => (*offset).max(*floor),
+                _ => *offset,
+            };
+            if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(offset)) {
                 tracing::warn!("cannot record offset {topic}:{partition}: {e}");
             }
         }
-        if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+        if let Err(e) = consumer.commit(&tpl, commit.mode) {
             tracing::warn!("offset commit failed (will retry on the next tick): {e}");
         }
         histogram!("speed_stage_commit_seconds").record(started.elapsed().as_secs_f64());
@@ -985,5 +1089,52 @@ mod tests {
             ]
         );
         assert_eq!((summary.resent, summary.produce_failures), (3, 0));
+    }
+
+    /// An instance reading four tweets partitions tells each of the four
+    /// retweets partitions their progress in one message a tick (it was one
+    /// message per tweets partition: partitions² a tick), and sends nothing
+    /// while no marker changed.
+    #[test]
+    fn markers_cost_one_message_per_retweets_partition() {
+        let mock = MockCluster::new(1).expect("mock cluster");
+        mock.create_topic("retweets", 4, 1).expect("topic");
+        let producer = Producer::new(&tweetlambda_kafka::KafkaOptions {
+            brokers: mock.bootstrap_servers(),
+            properties: Vec::new(),
+        })
+        .expect("producer");
+        let now = Instant::now();
+        let mut engine = Engine::new(60_000, Vec::new(), 0, 3, Duration::from_secs(5));
+        engine.set_tweets_partitions(4);
+        let sources: Vec<Source> = (0..4).map(|p| (Input::Tweets, p)).collect();
+        engine.assign(&sources, now);
+        for (p, source) in sources.iter().enumerate() {
+            let event = Event::Tweet {
+                id: 1 + p as u64,
+                t_ms: 60_000 * (1 + p as i64),
+                score: 1,
+                text: "",
+            };
+            engine.apply(*source, event, now);
+        }
+        let mut markers = Markers {
+            retweets_partitions: 4,
+            sent: HashMap::new(),
+            resend: Vec::new(),
+        };
+        let per_partition = |offsets: &tweetlambda_kafka::Offsets| -> Vec<i64> {
+            (0..4)
+                .map(|k| offsets.get(&format!("retweets:{k}")).copied().unwrap_or(0))
+                .collect()
+        };
+        send_markers("retweets", &engine, &producer, &mut markers).expect("sent");
+        let offsets = producer.flush_blocking().expect("delivered");
+        assert_eq!(per_partition(&offsets), vec![1, 1, 1, 1]);
+        assert_eq!(markers.sent.len(), 4);
+        // Nothing changed: nothing sent.
+        send_markers("retweets", &engine, &producer, &mut markers).expect("sent");
+        let offsets = producer.flush_blocking().expect("delivered");
+        assert_eq!(per_partition(&offsets), vec![1, 1, 1, 1]);
     }
 }

@@ -166,6 +166,11 @@ pub fn tweetlambda(args: &[&str]) -> Output {
 /// Starts `tweetlambda ARGS…` without waiting. Its log goes to a file in
 /// the temporary directory, named on the test's output.
 pub fn spawn_tweetlambda(args: &[&str]) -> std::process::Child {
+    spawn_tweetlambda_logged(args).0
+}
+
+/// [`spawn_tweetlambda`], also returning the path of the log.
+pub fn spawn_tweetlambda_logged(args: &[&str]) -> (std::process::Child, PathBuf) {
     let dir = std::env::temp_dir().join("tweetlambda-test-logs");
     std::fs::create_dir_all(&dir).expect("log directory");
     let log = dir.join(format!(
@@ -173,14 +178,15 @@ pub fn spawn_tweetlambda(args: &[&str]) -> std::process::Child {
         unique(args.first().copied().unwrap_or("run"))
     ));
     eprintln!("tweetlambda {} → log {}", args.join(" "), log.display());
-    Command::new(env!("CARGO_BIN_EXE_tweetlambda"))
+    let child = Command::new(env!("CARGO_BIN_EXE_tweetlambda"))
         .args(args)
         .env("TWEETLAMBDA_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
-        .expect("start tweetlambda")
+        .expect("start tweetlambda");
+    (child, log)
 }
 
 /// Asserts success and returns stdout.

@@ -3,6 +3,7 @@
 //! duplicates, crashes, arrival order or number of instances.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -168,12 +169,24 @@ impl Speed {
         }
     }
 
-    /// Starts an instance; `extra` may override `--idle-timeout` (1 s).
+    /// Starts an instance; `extra` may override `--idle-timeout` (1 s) and
+    /// `--emit-interval` (200 ms).
     fn start(&self, topics: &TestTopics, extra: &[&str]) -> Child {
-        let idle = extra
-            .iter()
-            .position(|a| *a == "--idle-timeout")
-            .map_or("1s", |i| extra[i + 1]);
+        self.start_logged(topics, extra).0
+    }
+
+    /// [`Speed::start`], also returning the path of the instance's log.
+    fn start_logged(&self, topics: &TestTopics, extra: &[&str]) -> (Child, PathBuf) {
+        let setting = |flag: &str, default: &'static str| -> String {
+            extra
+                .iter()
+                .position(|a| *a == flag)
+                .map_or(default.to_string(), |i| extra[i + 1].to_string())
+        };
+        let (idle, emit) = (
+            setting("--idle-timeout", "1s"),
+            setting("--emit-interval", "200ms"),
+        );
         let mut args = vec![
             "speed",
             "--brokers",
@@ -189,9 +202,9 @@ impl Speed {
             "--windows",
             "1m,5m",
             "--idle-timeout",
-            idle,
+            &idle,
             "--emit-interval",
-            "200ms",
+            &emit,
             "--metrics-listen",
             "none",
         ];
@@ -200,13 +213,13 @@ impl Speed {
             if std::mem::take(&mut skip) {
                 continue;
             }
-            if *a == "--idle-timeout" {
+            if ["--idle-timeout", "--emit-interval"].contains(a) {
                 skip = true;
                 continue;
             }
             args.push(a);
         }
-        spawn_tweetlambda(&args)
+        spawn_tweetlambda_logged(&args)
     }
 
     fn topic(&self, name: &str) -> String {
@@ -432,6 +445,118 @@ async fn kill_9_and_restart_give_the_same_finals() {
     speed.assert_exact(&hashtags, &tweets);
 }
 
+/// A start or a restart rebuilds the state from the input; a view record
+/// published meanwhile would replace a complete value with a partial one,
+/// and a tick's commit meanwhile would move the group's offsets back to the
+/// rebuild's position. With 40,000 tweets and a tick every 20 ms, each
+/// rebuild spans many ticks. Three runs: a first one, one killed with
+/// `kill -9` in the middle of its rebuild, and a last one. Over all three,
+/// in the order of the topic, no view key's value ever goes down, the last
+/// one is exact, and every retweet was re-keyed once.
+#[tokio::test]
+async fn restarts_during_a_long_rebuild_publish_no_partial_value_and_re_key_nothing_again() {
+    let _heavy = HEAVY.lock().await;
+    let db = TestDb::new().await;
+    ok(tweetlambda(&[
+        "generate",
+        "--mysql-url",
+        &db.url,
+        "--tweets",
+        "40000",
+        "--rate",
+        "200",
+    ]));
+    let topics = TestTopics::new();
+    topics.replay(&db, &[]);
+    let retweets_published = read_topic(&topics.tweets)
+        .iter()
+        .filter(|r| r.value.get("retweet_of").is_some_and(|v| !v.is_null()))
+        .count();
+    assert!(retweets_published > 1000, "{retweets_published} retweets");
+    let speed = Speed::new();
+    // Short sessions, so that the last run need not wait long for the
+    // killed member's session to expire (see `kill_9_and_restart…`).
+    let args = [
+        "--exit-when-idle",
+        "--emit-interval",
+        "20ms",
+        "-X",
+        "session.timeout.ms=12000",
+        "-X",
+        "heartbeat.interval.ms=1000",
+    ];
+    let rebuild_seconds = |log: &str| -> Option<f64> {
+        log.lines()
+            .find(|l| l.contains("state rebuilt"))
+            .and_then(|l| l.split("seconds=").nth(1))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    };
+    let (child, log) = speed.start_logged(&topics, &args);
+    let out = child.wait_with_output().expect("speed");
+    let first = std::fs::read_to_string(&log).expect("the speed layer's log");
+    assert!(out.status.success(), "first run: {first}");
+    let seconds = rebuild_seconds(&first).unwrap_or_else(|| panic!("no rebuild logged: {first}"));
+    assert!(
+        seconds > 1.0,
+        "the rebuild took {seconds} s: too short to kill one in it"
+    );
+
+    let (mut child, log) = speed.start_logged(&topics, &args);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("partitions assigned")
+    {
+        assert!(Instant::now() < deadline, "no partitions assigned");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_secs_f64(seconds / 3.0));
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let killed = std::fs::read_to_string(&log).expect("the speed layer's log");
+    assert!(
+        rebuild_seconds(&killed).is_none(),
+        "the rebuild was over before the kill: {killed}"
+    );
+    std::thread::sleep(Duration::from_secs(14));
+
+    let (child, log) = speed.start_logged(&topics, &args);
+    let out = child.wait_with_output().expect("speed");
+    let last = std::fs::read_to_string(&log).expect("the speed layer's log");
+    assert!(out.status.success(), "last run: {last}");
+
+    let mut newest: HashMap<String, i64> = HashMap::new();
+    let mut went_down = Vec::new();
+    for r in read_topic(&speed.topic("speed.view")) {
+        let value = ["count", "score", "events"]
+            .iter()
+            .find_map(|f| r.value[*f].as_i64())
+            .unwrap_or_else(|| panic!("a view record without a value: {r:?}"));
+        if let Some(before) = newest.insert(r.key.clone(), value) {
+            if value < before {
+                went_down.push(format!("{} {before} -> {value}", r.key));
+            }
+        }
+    }
+    assert!(
+        went_down.is_empty(),
+        "{} of {} keys went down, e.g. {:?}",
+        went_down.len(),
+        newest.len(),
+        &went_down[..went_down.len().min(5)]
+    );
+    speed.assert_view_exact(&exact_buckets(&db).await);
+    let rekeyed = read_topic(&speed.topic("speed.retweets"))
+        .iter()
+        .filter(|r| r.value.get("retweet_id").is_some())
+        .count();
+    assert_eq!(
+        rekeyed, retweets_published,
+        "re-keyed retweets over three runs"
+    );
+}
+
 #[tokio::test]
 async fn two_instances_in_one_group_give_the_global_result() {
     let (db, topics) = replayed_seed(&[]).await;
@@ -625,6 +750,49 @@ async fn retweets_seen_in_the_stream_count_exactly_with_two_instances() {
     for s in [&sa, &sb] {
         assert!(s.contains(" 0 dead letters"), "{s}");
     }
+}
+
+/// A restart rebuilds the state from the beginning of the input, but the
+/// retweets it re-keyed before its committed offsets are in the retweets
+/// topic already: it does not send them again (each restart used to add a
+/// copy of every retweet), and the finals stay exact.
+#[tokio::test]
+async fn a_restart_does_not_re_key_the_retweets_again() {
+    if !has_shared_data(&["twitter_api_v1_sample.jsonl"]) {
+        return;
+    }
+    let db = TestDb::new().await;
+    let jsonl = shared_data("twitter_api_v1_sample.jsonl");
+    ok(tweetlambda(&[
+        "load",
+        "--mysql-url",
+        &db.url,
+        jsonl.to_str().unwrap_or_default(),
+    ]));
+    let topics = TestTopics::new();
+    topics.replay(&db, &[]);
+    let (hashtags, tweets) = expected_finals(&db).await;
+    let retweets_published = read_topic(&topics.tweets)
+        .iter()
+        .filter(|r| r.value.get("retweet_of").is_some_and(|v| !v.is_null()))
+        .count();
+    assert!(retweets_published > 100, "{retweets_published} retweets");
+    let speed = Speed::new();
+    let rekeyed = || {
+        read_topic(&speed.topic("speed.retweets"))
+            .iter()
+            .filter(|r| r.value.get("retweet_id").is_some())
+            .count()
+    };
+    for run in ["first run", "restart"] {
+        let out = speed
+            .start(&topics, &["--exit-when-idle"])
+            .wait_with_output()
+            .expect("speed");
+        assert!(out.status.success(), "{run}: {out:?}");
+        assert_eq!(rekeyed(), retweets_published, "after the {run}");
+    }
+    speed.assert_exact(&hashtags, &tweets);
 }
 
 #[tokio::test]

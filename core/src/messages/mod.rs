@@ -19,7 +19,7 @@ mod view;
 
 pub use crate::tweet::{HashtagEvent, TweetEvent};
 pub use dead_letter::{excerpt, DeadLetter, EXCERPT_BYTES};
-pub use retweets::{Marker, RetweetEvent, RetweetsMessage};
+pub use retweets::{Marker, Markers, RetweetEvent, RetweetsMessage};
 pub use top::{HashtagCount, TopMessage, TweetRank};
 pub use view::{ViewKey, ViewRecord, ViewValue};
 
@@ -103,8 +103,18 @@ mod golden {
     fn internal_retweets_messages() {
         let (key, r) = round_trip::<RetweetEvent>("retweet");
         assert_eq!(key, r.tweet_id);
+        // Read from the topic: a `Markers` message, and one marker as
+        // instances before `Markers` sent them.
+        let parsed = |name: &str| {
+            let bytes = serde_json::to_vec(&golden(name).1).expect("bytes");
+            RetweetsMessage::parse(Some(&bytes)).expect(name)
+        };
         let (key, m) = round_trip::<Marker>("marker");
         assert_eq!(key, format!("marker/{}", m.marker));
+        assert_eq!(parsed("marker"), RetweetsMessage::Markers(vec![m]));
+        let (key, m) = round_trip::<Markers>("markers");
+        assert_eq!(key, "markers");
+        assert_eq!(parsed("markers"), RetweetsMessage::Markers(m.markers));
     }
 
     /// The README documents the same examples: the docs cannot drift either.

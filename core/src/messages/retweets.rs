@@ -33,6 +33,16 @@ pub struct Marker {
     pub time_ms: Option<i64>,
 }
 
+/// The progress of every tweets partition an instance reads whose marker
+/// changed since its last tick, in one message to each retweets partition
+/// (key `markers`): one message per retweets partition and tick, instead of
+/// one per tweets partition and retweets partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Markers {
+    /// One marker per tweets partition.
+    pub markers: Vec<Marker>,
+}
+
 /// A message of the retweets topic.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RetweetsMessage {
@@ -45,8 +55,9 @@ pub enum RetweetsMessage {
         /// The retweet's id.
         retweet: u64,
     },
-    /// A progress marker.
-    Marker(Marker),
+    /// Progress markers: a [`Markers`] message, or one [`Marker`] as
+    /// instances before `Markers` sent them.
+    Markers(Vec<Marker>),
 }
 
 impl RetweetsMessage {
@@ -54,8 +65,11 @@ impl RetweetsMessage {
     pub fn parse(payload: Option<&[u8]>) -> Result<RetweetsMessage, Rejection> {
         let bytes = payload.ok_or(Rejection::Empty)?;
         let text = std::str::from_utf8(bytes).map_err(|e| Rejection::Utf8(e.to_string()))?;
+        if let Ok(m) = serde_json::from_str::<Markers>(text) {
+            return Ok(RetweetsMessage::Markers(m.markers));
+        }
         if let Ok(m) = serde_json::from_str::<Marker>(text) {
-            return Ok(RetweetsMessage::Marker(m));
+            return Ok(RetweetsMessage::Markers(vec![m]));
         }
         let event: RetweetEvent =
             serde_json::from_str(text).map_err(|e| Rejection::Json(e.to_string()))?;
