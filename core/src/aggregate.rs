@@ -102,9 +102,10 @@ pub struct HashtagChange {
     pub added: i64,
 }
 
-/// The exactly-once sets are read on every event: they hash with foldhash
-/// (seeded at random per process, like std's SipHash, but faster).
-type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
+/// A set read on every event (the exactly-once sets) or every row read
+/// (the serving layer's top-N search): it hashes with foldhash (seeded at
+/// random per process, like std's SipHash, but faster).
+pub type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
 
 /// The tweets counted for one hashtag in one bucket.
 #[derive(Debug, Default, Clone)]

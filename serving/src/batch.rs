@@ -500,9 +500,10 @@ mod threshold_tests {
         let (top, how) = v.top_tweets_reading(DAY, DAY + HOUR, 2, &none);
         assert_eq!(top, vec![(1059, 60), (1058, 59)]);
         // The hour's list starts at its best: 60 and 59, then 58 is below
-        // 59. The day's list would first read 100 to 61 (outside the hour),
-        // the list by total the 500 tweets of day 0.
-        assert_eq!(how, Reading::ByLists { read: 2 });
+        // 59; beside them, the list by total read two of day 0's tweets
+        // (sum 0 in the hour). The day's list would first read 100 to 61
+        // (outside the hour), the list by total alone the 500 of day 0.
+        assert_eq!(how, Reading::ByLists { read: 4 });
     }
 
     #[test]
@@ -524,9 +525,10 @@ mod threshold_tests {
         assert_eq!(expected, vec![(7777, 300)]);
         let (top, how) = v.top_tweets_reading(DAY, 3 * DAY, 1, &none);
         assert_eq!(top, expected);
-        // 7777 heads both lists: one read, then the next rows add up to
-        // 200, below 300. The list by total would first read day 0's 500.
-        assert_eq!(how, Reading::ByLists { read: 1 });
+        // 7777 heads both days' lists: read once, beside the head of the
+        // list by total (sum 0 here); then the next rows add up to 200,
+        // below 300. The list by total alone would read day 0's 500 first.
+        assert_eq!(how, Reading::ByLists { read: 2 });
         // A key at the head of one list only still needs the other's rows.
         let (top, _) = v.top_tweets_reading(DAY, 3 * DAY, 3, &none);
         assert_eq!(top, brute_force(&rows, 3 * DAY, (DAY, 3 * DAY), 3, &none));

@@ -13,9 +13,14 @@
 //!   below the N-th best sum: no key further down can enter the top N (a
 //!   threshold algorithm with one sorted list). For a range that a few
 //!   hours (or else a few days) cover, the lists of those periods, each by
-//!   the keys' sums over its period, are read instead, a row of each at a
-//!   time: a key not read yet can sum at most the rows just read added up
-//!   (Fagin's threshold algorithm), a tighter bound, fewer keys read;
+//!   the keys' sums over its period, are read too, side by side with it, a
+//!   row of each list at a time: a key not read yet can sum at most the
+//!   period rows just read added up (Fagin's threshold algorithm), and at
+//!   most the total just read; the search stops once either bound is
+//!   below the N-th best sum. The periods' bound is the tighter one when
+//!   the range covers its periods; a day partly outside the range can
+//!   leave the totals' bound tighter; reading both costs at most a few
+//!   times the better one alone;
 //! - the rows by day, hour and bucket, so that a range is summed from the
 //!   largest periods that fit in it (30 days read about thirty day rows
 //!   per key instead of 43,200 minute rows). They are summed in full when
@@ -24,16 +29,17 @@
 //!   more than summing the range.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use tweetlambda_batch::views::{DAY_MS, HOUR_MS};
+use tweetlambda_core::aggregate::FastSet;
 
 /// How a top-N answer was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reading {
     /// Every row of the range summed.
     Summed,
-    /// The list by total, or the lists of the hours or days that cover
+    /// The list by total, with the lists of the hours or days that cover
     /// the range, read until `read` keys were summed.
     ByLists { read: usize },
 }
@@ -206,15 +212,19 @@ impl Ranked {
         level
     }
 
-    /// The lists whose rows, added up, bound a key's sum over `[from,
-    /// end)`: the lists of the hours (or else the days) that cover the
-    /// range, when at most [`MAX_PERIOD_LISTS`] of them do (the rows of a
-    /// period sum only buckets before B, as the range does); else the list
-    /// by total.
-    fn bounding_lists(&self, from: i64, end: i64) -> Vec<List<'_>> {
+    /// Groups of lists whose rows at one depth, added up, bound the sum
+    /// over `[from, end)` of every key not read above that depth: always
+    /// the list by total; and the lists of the hours (or else the days)
+    /// that cover the range, when at most [`MAX_PERIOD_LISTS`] of them do
+    /// (the rows of a period sum only buckets before B, as the range
+    /// does). Neither bound is the tighter one for every range: a day's
+    /// rows also count the hours of a partly covered day outside the
+    /// range, the totals every day.
+    fn bounding_lists(&self, from: i64, end: i64) -> Vec<Vec<List<'_>>> {
         if end <= from {
             return Vec::new();
         }
+        let mut groups = vec![vec![List::ByTotal]];
         // The rollups, smallest period first (the bucket level is last).
         let rollups = &self.levels[..self.levels.len().saturating_sub(1)];
         for level in rollups.iter().rev() {
@@ -222,15 +232,18 @@ impl Ranked {
             let first = from - from.rem_euclid(size);
             let periods = (end - 1 - first) / size + 1;
             if periods <= MAX_PERIOD_LISTS {
-                return (0..periods)
-                    .map(|k| {
-                        let rows = level.buckets.get(&(first + k * size));
-                        List::Period(rows.map_or(&[][..], Vec::as_slice))
-                    })
-                    .collect();
+                groups.push(
+                    (0..periods)
+                        .map(|k| {
+                            let rows = level.buckets.get(&(first + k * size));
+                            List::Period(rows.map_or(&[][..], Vec::as_slice))
+                        })
+                        .collect(),
+                );
+                break;
             }
         }
-        vec![List::ByTotal]
+        groups
     }
 
     /// A key's sum over all its buckets.
@@ -322,33 +335,35 @@ impl Ranked {
         for sum in sums.iter().map(|(_, v)| *v).chain(unknown) {
             threshold = keep(sum);
         }
-        // Read the lists whose bound holds for the range, a row of each at
-        // a time, until no key not yet read can reach the N-th best sum.
-        let lists = self.bounding_lists(from, to.min(boundary));
-        let mut seen: HashSet<u32> = HashSet::new();
+        // Read the lists whose bounds hold for the range side by side, a
+        // row of each at a time, until the rows of one group no longer add
+        // up to the N-th best sum.
+        let groups = self.bounding_lists(from, to.min(boundary));
+        let several = groups.iter().map(Vec::len).sum::<usize>() > 1;
+        let mut seen: FastSet<u32> = FastSet::default();
         let mut read = 0;
         for depth in 0.. {
             // A key not read yet lies at `depth` or deeper in every list,
-            // so its sum is at most the rows at `depth` added up (an ended
-            // list adds nothing).
-            let mut bound = 0i64;
-            let mut ended = true;
-            for list in &lists {
-                if let Some((_, v)) = list.row(self, depth) {
-                    bound = bound.saturating_add(v);
-                    ended = false;
-                }
-            }
-            // Strictly below: a key whose sum equals the N-th best could
-            // still win the tie by its key.
-            if ended || bound <= 0 || threshold.is_some_and(|t| bound < t) {
+            // so its sum is at most the rows at `depth` of any one group
+            // added up (an ended list adds nothing; a group whose lists all
+            // ended bounds it by 0).
+            let settled = groups.iter().any(|lists| {
+                let bound = lists
+                    .iter()
+                    .filter_map(|list| list.row(self, depth))
+                    .fold(0i64, |bound, (_, v)| bound.saturating_add(v));
+                // Strictly below: a key whose sum equals the N-th best
+                // could still win the tie by its key.
+                bound <= 0 || threshold.is_some_and(|t| bound < t)
+            });
+            if groups.is_empty() || settled {
                 break;
             }
-            for list in &lists {
+            for list in groups.iter().flatten() {
                 let Some((i, _)) = list.row(self, depth) else {
                     continue;
                 };
-                if extra.contains_key(&i) || (lists.len() > 1 && !seen.insert(i)) {
+                if extra.contains_key(&i) || (several && !seen.insert(i)) {
                     continue;
                 }
                 if read > rows {

@@ -41,7 +41,8 @@ pub struct SpeedTopics {
     pub top_hashtags: String,
     /// Output: rolling top tweets (key window name).
     pub top_tweets: String,
-    /// Output: the realtime view, per-bucket partial aggregates (compacted).
+    /// Output: the realtime view, per-bucket partial aggregates (the newest
+    /// value of a key counts).
     pub view: String,
     /// Output: input messages that could not be read, with the reason.
     pub dead_letters: String,

@@ -18,7 +18,8 @@
 //! # Outputs
 //!
 //! `top_hashtags` and `top_tweets` (key: window name), the realtime view
-//! (`speed.view`, compacted) and dead letters, in the formats defined once
+//! (`speed.view`, newest value per key; not compacted yet, see
+//! [`service`]) and dead letters, in the formats defined once
 //! in [`tweetlambda_core::messages`] (examples in the README).
 //!
 //! With several instances in one consumer group each instance owns disjoint
