@@ -489,6 +489,19 @@ mod threshold_tests {
     }
 
     #[test]
+    fn a_range_at_or_after_b_reads_no_list() {
+        // B is day 1: the batch part of [B, B + 1 h) is empty, the
+        // realtime values alone rank (and no list is read).
+        let rows: Vec<(i64, u64, i64)> = (0..50).map(|i| (i * MIN, i as u64 + 1, 1 + i)).collect();
+        let v = view(&rows, DAY);
+        let extra = HashMap::from([(7, 3), (10_000, 9)]);
+        let (top, how) = v.top_tweets_reading(DAY, DAY + HOUR, 5, &extra);
+        assert_eq!(top, vec![(10_000, 9), (7, 3)]);
+        assert_eq!(top, brute_force(&rows, DAY, (DAY, DAY + HOUR), 5, &extra));
+        assert_eq!(how, Reading::ByLists { read: 0 });
+    }
+
+    #[test]
     fn a_range_of_an_hour_reads_that_hour_s_list() {
         // Day 0: 500 tweets of large totals; day 1: 100 tweets of 1 to 100.
         let mut rows: Vec<(i64, u64, i64)> = (0..500)
