@@ -19,8 +19,8 @@
 //!   most the total just read; the search stops once either bound is
 //!   below the N-th best sum. The periods' bound is the tighter one when
 //!   the range covers its periods; a day partly outside the range can
-//!   leave the totals' bound tighter; reading both costs at most a few
-//!   times the better one alone;
+//!   leave the totals' bound tighter; reading both goes no deeper than
+//!   the better one alone, at most `MAX_PERIOD_LISTS` + 1 rows a depth;
 //! - the rows by day, hour and bucket, so that a range is summed from the
 //!   largest periods that fit in it (30 days read about thirty day rows
 //!   per key instead of 43,200 minute rows). They are summed in full when
@@ -339,6 +339,10 @@ impl Ranked {
         // row of each at a time, until the rows of one group no longer add
         // up to the N-th best sum.
         let groups = self.bounding_lists(from, to.min(boundary));
+        if groups.is_empty() {
+            // No batch part in the range: `extra` and `unknown` rank alone.
+            return (sums, Reading::ByLists { read: 0 });
+        }
         let several = groups.iter().map(Vec::len).sum::<usize>() > 1;
         let mut seen: FastSet<u32> = FastSet::default();
         let mut read = 0;
@@ -356,7 +360,7 @@ impl Ranked {
                 // could still win the tie by its key.
                 bound <= 0 || threshold.is_some_and(|t| bound < t)
             });
-            if groups.is_empty() || settled {
+            if settled {
                 break;
             }
             for list in groups.iter().flatten() {
