@@ -2,10 +2,11 @@
 //!
 //! Hashtag counts and tweet scores are each held as a `Ranked` (module
 //! `ranked`): per key its buckets and running sums, rollups by hour and
-//! day (each by value), and a list of keys by total, from which a top N
-//! over any range is read without summing every key of the range (see
-//! that module). The hashtag rollups are built from the bucket rows here; the
-//! batch's own hour and day views are for other readers.
+//! day (each by value, and their keys by total), and a list of keys by
+//! total, from which a top N over any range is read without summing every
+//! key of the range (see that module). The hashtag rollups are built from
+//! the bucket rows here; the batch's own hour and day views are for other
+//! readers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -465,27 +466,60 @@ mod threshold_tests {
 
     #[test]
     fn the_list_by_total_stops_early_on_a_long_range() {
-        // 1000 tweets of one row each, totals 1 to 1000, and one of 5000.
+        // 1000 tweets with a row a day on days 0 to 2, of 1 to 1000 at the
+        // minute of their number (totals 3 to 3000), and one of 5000 a
+        // day: no row holds most of a tweet's score, so the list of every
+        // key by total is read (beside the days' lists by value).
+        let mut rows: Vec<(i64, u64, i64)> = Vec::new();
+        for day in 0..3 {
+            rows.extend((0..1000).map(|i| (day * DAY + i * MIN, i as u64 + 1, 1 + i)));
+            rows.push((day * DAY + 5 * MIN, 5000, 5000));
+        }
+        let v = view(&rows, 3 * DAY);
+        assert!(!v.tweets.concentrated);
+        let none = HashMap::new();
+        let expected = brute_force(&rows, 3 * DAY, (0, 3 * DAY), 3, &none);
+        assert_eq!(expected, vec![(5000, 15000), (1000, 3000), (999, 2997)]);
+        // Three reads settle it: the next total (2994) is below the third
+        // best sum, as are the days' next rows added up.
+        let (top, how) = v.top_tweets_reading(0, 3 * DAY, 3, &none);
+        assert_eq!(top, expected);
+        assert_eq!(how, Reading::ByLists { read: 3 });
+        // Ten minutes of tweets 901 to 910 on day 0: the list by total and
+        // the hour's list (up to tweet 960) read deeper than the range has
+        // rows, and the range is summed instead.
+        let range = (900 * MIN, 910 * MIN);
+        let (top, how) = v.top_tweets_reading(range.0, range.1, 3, &none);
+        assert_eq!(top, brute_force(&rows, 3 * DAY, range, 3, &none));
+        assert_eq!(top, vec![(910, 910), (909, 909), (908, 908)]);
+        assert_eq!(how, Reading::Summed);
+    }
+
+    #[test]
+    fn a_short_range_reads_its_own_tweets_by_total() {
+        // 1000 tweets of one row each (totals 1 to 1000) and one of 5000,
+        // retweeted once a minute later: most of each score is in one row.
         let mut rows: Vec<(i64, u64, i64)> =
             (0..1000).map(|i| (i * MIN, i as u64 + 1, 1 + i)).collect();
         rows.push((5 * MIN, 5000, 5000));
+        rows.push((6 * MIN, 5000, 1));
         let v = view(&rows, DAY);
+        assert!(v.tweets.concentrated);
         let none = HashMap::new();
-        let expected = brute_force(&rows, DAY, (0, DAY), 3, &none);
-        assert_eq!(expected, vec![(5000, 5000), (1000, 1000), (999, 999)]);
-        // Three reads settle it: the next total (998) is below the third
-        // best sum.
-        let (top, how) = v.top_tweets_reading(0, DAY, 3, &none);
-        assert_eq!(top, expected);
+        // 10 minutes of tweets 901 to 910: the range's keys by total give
+        // them best first, and three reads settle it (the next, 907, is
+        // below the third best). The list by total would first read the
+        // 90 tweets of larger totals outside the range.
+        let range = (900 * MIN, 910 * MIN);
+        let (top, how) = v.top_tweets_reading(range.0, range.1, 3, &none);
+        assert_eq!(top, brute_force(&rows, DAY, range, 3, &none));
+        assert_eq!(top, vec![(910, 910), (909, 909), (908, 908)]);
         assert_eq!(how, Reading::ByLists { read: 3 });
-        // A range that only the low-total tweets fill reads deeper than it
-        // has rows, and is summed instead.
-        let (top, how) = v.top_tweets_reading(900 * MIN, 910 * MIN, 3, &none);
-        assert_eq!(
-            top,
-            brute_force(&rows, DAY, (900 * MIN, 910 * MIN), 3, &none)
-        );
-        assert_eq!(how, Reading::Summed);
+        // Only the retweet's minute of 5000 in the range: its total (5001)
+        // is read first, its sum there is 1.
+        let (top, how) = v.top_tweets_reading(6 * MIN, 8 * MIN, 2, &none);
+        assert_eq!(top, vec![(8, 8), (7, 7)]);
+        assert_eq!(how, Reading::ByLists { read: 3 });
     }
 
     #[test]
@@ -512,11 +546,11 @@ mod threshold_tests {
         let none = HashMap::new();
         let (top, how) = v.top_tweets_reading(DAY, DAY + HOUR, 2, &none);
         assert_eq!(top, vec![(1059, 60), (1058, 59)]);
-        // The hour's list starts at its best: 60 and 59, then 58 is below
-        // 59; beside them, the list by total read two of day 0's tweets
-        // (sum 0 in the hour). The day's list would first read 100 to 61
-        // (outside the hour), the list by total alone the 500 of day 0.
-        assert_eq!(how, Reading::ByLists { read: 4 });
+        // The hour's keys by total (beside them its list by value, in the
+        // same order) start at its best: 60 and 59, then 58 is below 59.
+        // The day's list would first read 100 to 61 (outside the hour),
+        // the list by total the 500 of day 0.
+        assert_eq!(how, Reading::ByLists { read: 2 });
     }
 
     #[test]
@@ -538,10 +572,10 @@ mod threshold_tests {
         assert_eq!(expected, vec![(7777, 300)]);
         let (top, how) = v.top_tweets_reading(DAY, 3 * DAY, 1, &none);
         assert_eq!(top, expected);
-        // 7777 heads both days' lists: read once, beside the head of the
-        // list by total (sum 0 here); then the next rows add up to 200,
-        // below 300. The list by total alone would read day 0's 500 first.
-        assert_eq!(how, Reading::ByLists { read: 2 });
+        // 7777 heads both days' keys by total: read once; the next total
+        // is 100, below 300. The list by total would read day 0's 500
+        // first.
+        assert_eq!(how, Reading::ByLists { read: 1 });
         // A key at the head of one list only still needs the other's rows.
         let (top, _) = v.top_tweets_reading(DAY, 3 * DAY, 3, &none);
         assert_eq!(top, brute_force(&rows, 3 * DAY, (DAY, 3 * DAY), 3, &none));
@@ -617,7 +651,8 @@ mod threshold_tests {
         #[test]
         fn threshold_top_n_equals_the_brute_force_sum(
             bucket in prop::sample::select(vec![MIN, 36 * MIN, 7 * MIN, DAY, 2 * DAY]),
-            rows in prop::collection::vec((0i64..4 * 24 * 60, 1u64..60, 0i64..40), 0..400),
+            rows in prop::collection::vec((0i64..4 * 24 * 60, 1u64..2000, 0i64..40), 0..400),
+            spread in any::<bool>(),
             skew in prop::collection::vec((0i64..4 * 24 * 60, 1u64..5, 0i64..2000), 0..8),
             extra in prop::collection::vec((1u64..80, 0i64..300), 0..10),
             boundary_min in 0i64..4 * 24 * 60,
@@ -629,6 +664,7 @@ mod threshold_tests {
             let align = |t: i64| t - t.rem_euclid(bucket);
             let rows: Vec<(i64, u64, i64)> = rows
                 .into_iter()
+                .map(|(m, id, s)| (m, if spread { id % 59 + 1 } else { id }, s))
                 .chain(skew)
                 .map(|(m, id, s)| (align(m * MIN), id, s))
                 .collect();
