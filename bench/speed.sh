@@ -8,7 +8,8 @@
 # 2. Through Tansu (memory storage) on 127.0.0.1: TWEETS synthetic tweets are
 #    replayed into fresh topics, then bench/speed_bench.py measures the speed
 #    layer catching up on them, the peer (a Python Counter consumer) on the
-#    same hashtags topic, and latency at 5,000 tweets/s.
+#    same hashtags topic, latency at 5,000 tweets/s, and under the same load
+#    the broker alone (one trip to a plain consumer, no speed layer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/steal.sh
@@ -89,6 +90,10 @@ Speed layer / ceiling, messages per second: **{f['catchup_events_per_sec'] / max
 Peak RSS of the speed layer in that run (VmHWM): {f['speed_peak_rss_mib']} MiB, holding the buckets of the 1-hour window plus the allowed lateness; the event time of the data spans {n / 500 / 60:.0f} minutes.
 
 **Latency at {f['latency_rate_tweets_per_sec']:,} tweets/s** (2 hashtags each, event time = now, `--emit-interval 50ms`): from the produce call of a probe tweet to the arrival of the first output that includes it (its realtime-view record), {f['latency_probes_seen']} of {f['latency_probes']} probes: p50 **{f['latency_p50_ms']} ms**, p99 **{f['latency_p99_ms']} ms**, max {f['latency_max_ms']} ms.
+
+The producer's acknowledgements in that run (every 50th tweet, from its produce call): p50 {f['latency_acks_p50_ms']} ms, p99 {f['latency_acks_p99_ms']} ms.
+
+**The broker alone under the same load** (no speed layer; the same producer loop at {f['broker_rate_tweets_per_sec']:,} tweets/s, a plain consumer with the latency reader's settings reading the tweets topic): one trip from a probe's produce call to its arrival, {f['broker_probes_seen']} of {f['broker_probes']} probes: p50 **{f['broker_p50_ms']} ms**, p99 **{f['broker_p99_ms']} ms**, max {f['broker_max_ms']} ms; the producer's acknowledgements p50 {f['broker_acks_p50_ms']} ms, p99 {f['broker_acks_p99_ms']} ms. The speed layer's latency includes two such trips (its input and its output).
 
 Where the time goes, as the speed layer timed each stage of its loop in that run (its `speed_stage_*_seconds` metrics; per message for input, per tick for the rest; the output's trip to the reader is the remainder):
 

@@ -15,6 +15,12 @@ passes their names. Prints one JSON object of figures on stdout.
            latency of a probe is the time from its produce call to the arrival
            of the realtime-view record of its hashtag, i.e. the first output
            of the speed layer that includes it.
+  broker   The floor under that figure: the same load produced the same way,
+           with no speed layer; a plain consumer (confluent-kafka, the
+           latency reader's settings) of the tweets topic reports each
+           probe's arrival, so one trip through the broker is measured, and
+           the producer's acknowledgements of every 50th tweet. The speed
+           layer's latency needs two such trips (its input and its output).
 """
 
 import argparse
@@ -146,12 +152,16 @@ def peer(a):
     return {"peer_messages": n, "peer_seconds": round(elapsed, 2), "peer_messages_per_sec": int(n / elapsed)}
 
 
+def reader_settings(brokers):
+    return {"bootstrap.servers": brokers, "group.id": "lat" + uuid.uuid4().hex[:8],
+            "enable.auto.commit": False, "auto.offset.reset": "latest",
+            # the observer must not add its own fetch wait to what it measures
+            "fetch.wait.max.ms": 5}
+
+
 def read_view(brokers, topic, arrivals, stop):
     """Reports the arrival time of the first view record of each probe hashtag."""
-    view = Consumer({"bootstrap.servers": brokers, "group.id": "lat" + uuid.uuid4().hex[:8],
-                     "enable.auto.commit": False, "auto.offset.reset": "latest",
-                     # the observer must not add its own fetch wait to what it measures
-                     "fetch.wait.max.ms": 5})
+    view = Consumer(reader_settings(brokers))
     view.subscribe([topic])
     seen = set()
     while not stop.is_set():
@@ -165,23 +175,47 @@ def read_view(brokers, topic, arrivals, stop):
     view.close()
 
 
-def latency(a):
-    prefix = f"lat{uuid.uuid4().hex[:8]}."
-    tweets, hashtags = prefix + "tweets", prefix + "hashtags"
-    metrics = "127.0.0.1:19471"
-    p = start_speed(a.tl, a.brokers, tweets, hashtags, prefix, metrics,
-                    ["--emit-interval", "50ms", "--windows", "1m,5m", "--idle-timeout", "1h"])
-    time.sleep(3)  # topics created, group joined
-    # The observer runs in a process of its own, so that reading every view
-    # record does not compete with the producer loop for the interpreter.
+def read_tweets(brokers, topic, arrivals, stop):
+    """Reports the arrival time of each probe tweet itself."""
+    c = Consumer(reader_settings(brokers))
+    c.subscribe([topic])
+    while not stop.is_set():
+        for m in c.consume(num_messages=1000, timeout=0.2):
+            if m.error() or b"probe" not in m.value():
+                continue
+            for tag in json.loads(m.value())["hashtags"]:
+                arrivals.put((tag, time.time()))
+    c.close()
+
+
+def quantiles(values):
+    """p50, p99 and max of `values` (ms), rounded."""
+    values = sorted(values)
+    q = statistics.quantiles(values, n=100) if len(values) > 1 else [float("nan")] * 99
+    return round(q[49], 1), round(q[98], 1), round(values[-1], 1) if values else None
+
+
+def probe_load(a, brokers, tweets, hashtags, read, topic):
+    """Produces `a.rate` tweets/s (2 hashtags each, a probe every 20 ms) for
+    `a.latency_seconds` while `read` (in a process of its own, so that it
+    does not compete with the producer loop for the interpreter) reports
+    arrivals from `topic`. Returns the latencies of the probes seen (ms),
+    the probes sent, the producer's acknowledgement times (ms) of every
+    50th tweet, and the rate achieved."""
     arrivals = multiprocessing.Queue()
     stop = multiprocessing.Event()
-    reader = multiprocessing.Process(target=read_view, args=(a.brokers, prefix + "speed.view", arrivals, stop), daemon=True)
+    reader = multiprocessing.Process(target=read, args=(brokers, topic, arrivals, stop), daemon=True)
     reader.start()
     sent = {}
     arrived = {}
+    acks = []
     time.sleep(2)
-    prod = Producer({"bootstrap.servers": a.brokers, "linger.ms": 1, "enable.idempotence": True})
+    prod = Producer({"bootstrap.servers": brokers, "linger.ms": 1, "enable.idempotence": True})
+
+    def acked(err, msg):
+        if err is None:
+            acks.append(time.time() * 1000 - msg.timestamp()[1])
+
     rate, seconds = a.rate, a.latency_seconds
     tags = [f"tag{i}" for i in range(2000)]
     start = time.time()
@@ -203,7 +237,7 @@ def latency(a):
             probe += 1
             next_probe += 0.02
         tweet = {"id": tid, "created_at": created, "text": "bench " + " ".join("#" + h for h in hs), "hashtags": hs}
-        prod.produce(tweets, key=tid, value=json.dumps(tweet))
+        prod.produce(tweets, key=tid, value=json.dumps(tweet), on_delivery=acked if i % 50 == 0 else None)
         for h in hs:
             prod.produce(hashtags, key=h, value=json.dumps({"tweet_id": tid, "hashtag": h, "created_at": created}))
         prod.poll(0)
@@ -219,6 +253,18 @@ def latency(a):
             break
         arrived.setdefault(tag, t)
     reader.join(timeout=10)
+    lat = [(arrived[k] - sent[k]) * 1000 for k in sent if k in arrived]
+    return lat, len(sent), acks, achieved
+
+
+def latency(a):
+    prefix = f"lat{uuid.uuid4().hex[:8]}."
+    tweets, hashtags = prefix + "tweets", prefix + "hashtags"
+    metrics = "127.0.0.1:19471"
+    p = start_speed(a.tl, a.brokers, tweets, hashtags, prefix, metrics,
+                    ["--emit-interval", "50ms", "--windows", "1m,5m", "--idle-timeout", "1h"])
+    time.sleep(3)  # topics created, group joined
+    lat, sent, acks, achieved = probe_load(a, a.brokers, tweets, hashtags, read_view, prefix + "speed.view")
     # The speed layer's own timing of each stage of its loop (summaries
     # over the whole run, from its metrics endpoint).
     text = urllib.request.urlopen(f"http://{metrics}/metrics", timeout=5).read().decode()
@@ -231,11 +277,28 @@ def latency(a):
             stages.setdefault(m.group(1), {})["p50" if m.group(2) == "0.5" else "p99"] = round(float(m.group(3)) * 1000, 2)
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=60)
-    lat = sorted((arrived[k] - sent[k]) * 1000 for k in sent if k in arrived)
-    q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [float("nan")] * 99
-    return {"latency_rate_tweets_per_sec": int(achieved), "latency_probes": len(sent), "latency_probes_seen": len(lat),
-            "latency_p50_ms": round(q[49], 1), "latency_p99_ms": round(q[98], 1),
-            "latency_max_ms": round(lat[-1], 1) if lat else None, "latency_stages_ms": stages}
+    p50, p99, worst = quantiles(lat)
+    a50, a99, _ = quantiles(acks)
+    return {"latency_rate_tweets_per_sec": int(achieved), "latency_probes": sent, "latency_probes_seen": len(lat),
+            "latency_p50_ms": p50, "latency_p99_ms": p99, "latency_max_ms": worst,
+            "latency_acks_p50_ms": a50, "latency_acks_p99_ms": a99, "latency_stages_ms": stages}
+
+
+def broker(a):
+    prefix = f"trip{uuid.uuid4().hex[:8]}."
+    tweets, hashtags = prefix + "tweets", prefix + "hashtags"
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": a.brokers})
+    # As the speed layer creates its input topics: 3 partitions each.
+    for f in admin.create_topics([NewTopic(t, 3, 1) for t in (tweets, hashtags)]).values():
+        f.result()
+    time.sleep(3)
+    lat, sent, acks, achieved = probe_load(a, a.brokers, tweets, hashtags, read_tweets, tweets)
+    p50, p99, worst = quantiles(lat)
+    a50, a99, _ = quantiles(acks)
+    return {"broker_rate_tweets_per_sec": int(achieved), "broker_probes": sent, "broker_probes_seen": len(lat),
+            "broker_p50_ms": p50, "broker_p99_ms": p99, "broker_max_ms": worst,
+            "broker_acks_p50_ms": a50, "broker_acks_p99_ms": a99}
 
 
 def main():
@@ -248,10 +311,10 @@ def main():
     ap.add_argument("--hashtag-messages", type=int, required=True)
     ap.add_argument("--rate", type=int, default=5000)
     ap.add_argument("--latency-seconds", type=int, default=30)
-    ap.add_argument("--only", choices=["catchup", "raw", "peer", "latency"], help="run one part (for debugging)")
+    ap.add_argument("--only", choices=["catchup", "raw", "peer", "latency", "broker"], help="run one part (for debugging)")
     a = ap.parse_args()
     out = {}
-    for name, part in [("catchup", catchup), ("raw", raw), ("peer", peer), ("latency", latency)]:
+    for name, part in [("catchup", catchup), ("raw", raw), ("peer", peer), ("latency", latency), ("broker", broker)]:
         if a.only in (None, name):
             out.update(part(a))
     json.dump(out, sys.stdout)
