@@ -295,10 +295,33 @@ impl Speed {
     }
 
     fn assert_exact(&self, hashtags: &Finals, tweets: &Finals) {
-        let got = read_finals(&self.brokers, &self.topic("top_hashtags"));
-        assert_eq!(&merge_finals(&got, "hashtag", "count"), hashtags);
-        let got = read_finals(&self.brokers, &self.topic("top_tweets"));
-        assert_eq!(&merge_finals(&got, "tweet_id", "score"), tweets);
+        let (got_hashtags, got_tweets) = self.finals();
+        assert_eq!(&got_hashtags, hashtags);
+        assert_eq!(&got_tweets, tweets);
+    }
+
+    /// The finals of both outputs, merged.
+    fn finals(&self) -> (Finals, Finals) {
+        let hashtags = read_finals(&self.brokers, &self.topic("top_hashtags"));
+        let tweets = read_finals(&self.brokers, &self.topic("top_tweets"));
+        (
+            merge_finals(&hashtags, "hashtag", "count"),
+            merge_finals(&tweets, "tweet_id", "score"),
+        )
+    }
+
+    /// Waits until both outputs' finals equal the exact ones (the last of
+    /// them may still be on their way when the hashtags' are all there),
+    /// then asserts it: a wrong final that stays wrong fails at the limit.
+    fn wait_for_exact(&self, hashtags: &Finals, tweets: &Finals, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.finals() == (hashtags.clone(), tweets.clone()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        self.assert_exact(hashtags, tweets);
     }
 }
 
@@ -741,7 +764,7 @@ async fn retweets_seen_in_the_stream_count_exactly_with_two_instances() {
     let a = speed.start(&topics, &["--idle-timeout", "3s"]);
     let b = speed.start(&topics, &["--idle-timeout", "3s"]);
     speed.wait_for_finals(&hashtags);
-    std::thread::sleep(Duration::from_secs(5));
+    speed.wait_for_exact(&hashtags, &tweets, Duration::from_secs(60));
     let (sa, sb) = (stop(a), stop(b));
     speed.assert_exact(&hashtags, &tweets);
     // After the rebalance each instance re-reads from the beginning and
