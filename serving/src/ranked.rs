@@ -207,11 +207,11 @@ struct Postings {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Ranked {
     /// Rows by day, hour and bucket (the last), largest first. A day's or
-    /// an hour's rows are by value, best first; a bucket's by the keys'
-    /// totals.
+    /// an hour's rows are by value, best first; in a concentrated view, a
+    /// bucket's by the keys' totals.
     levels: Vec<Level<u32>>,
     /// Per day and hour level (as in `levels`): per period, the keys of
-    /// its rows by total, best first.
+    /// its rows by total, best first (only for a concentrated view).
     keys_by_total: Vec<BTreeMap<i64, Vec<u32>>>,
     postings: Postings,
     /// Per key index, its sum over all buckets (read at every step of a
@@ -306,31 +306,34 @@ impl Ranked {
                 ranked.levels.push(level);
             }
         }
-        // The day and hour lists, best first by value and by total, and the
-        // buckets' rows by total: the bounds for short ranges.
+        // The day and hour lists, best first by value; and, for a view whose
+        // values are concentrated (the only one that reads them), the same
+        // periods' keys by total and the buckets' rows by total.
         let by_total = |ranked: &Ranked, i: u32| (Reverse(ranked.total(i as usize)), i);
-        let mut keys_by_total = Vec::new();
-        for level in &ranked.levels {
-            let periods = level.buckets.iter().map(|(start, rows)| {
-                let mut keys: Vec<u32> = rows.iter().map(|(i, _)| *i).collect();
-                keys.sort_unstable_by_key(|i| by_total(&ranked, *i));
-                (*start, keys)
-            });
-            keys_by_total.push(periods.collect());
+        if concentrated {
+            let mut keys_by_total = Vec::new();
+            for level in &ranked.levels {
+                let periods = level.buckets.iter().map(|(start, rows)| {
+                    let mut keys: Vec<u32> = rows.iter().map(|(i, _)| *i).collect();
+                    keys.sort_unstable_by_key(|i| by_total(&ranked, *i));
+                    (*start, keys)
+                });
+                keys_by_total.push(periods.collect());
+            }
+            ranked.keys_by_total = keys_by_total;
+            for rows in bucket_level.buckets.values_mut() {
+                rows.sort_unstable_by_key(|(i, _)| by_total(&ranked, *i));
+            }
         }
-        ranked.keys_by_total = keys_by_total;
         for level in ranked.levels.iter_mut() {
             for rows in level.buckets.values_mut() {
                 rows.sort_unstable_by_key(|(i, v)| (Reverse(*v), *i));
             }
         }
-        for rows in bucket_level.buckets.values_mut() {
-            rows.sort_unstable_by_key(|(i, _)| by_total(&ranked, *i));
-        }
         ranked.levels.push(std::mem::take(&mut bucket_level));
-        let mut by_total: Vec<u32> = (0..keys as u32).collect();
-        by_total.sort_unstable_by_key(|i| (Reverse(ranked.total(*i as usize)), *i));
-        ranked.by_total = by_total;
+        let mut order: Vec<u32> = (0..keys as u32).collect();
+        order.sort_unstable_by_key(|i| by_total(&ranked, *i));
+        ranked.by_total = order;
         ranked
     }
 
