@@ -273,6 +273,8 @@ fn consume_loop(
     let mut oldest_unpublished: Option<Instant> = None;
     let mut applying = Duration::ZERO;
     let mut rebuild_started = Instant::now();
+    // Input partitions paused for running ahead (see `pace`).
+    let mut paused: Vec<Source> = Vec::new();
     while !*shutdown.borrow() {
         if Instant::now() >= next_tick {
             // Stages "wait" (the oldest message's wait for this tick) and
@@ -295,6 +297,7 @@ fn consume_loop(
                     tweets_at_least: &rekeyed_before,
                 },
             )?;
+            pace(config, &consumer, &engine, &mut paused);
             if was_rebuilding && !engine.is_rebuilding() {
                 tracing::info!(
                     seconds = rebuild_started.elapsed().as_secs_f64(),
@@ -315,6 +318,8 @@ fn consume_loop(
         if current != generation {
             generation = current;
             engine.reset();
+            // A new assignment starts with no partition paused.
+            paused.clear();
             rebuild_started = Instant::now();
             positions.clear();
             markers.sent.clear();
@@ -461,6 +466,52 @@ fn already_rekeyed(
         );
     }
     before
+}
+
+/// Pauses the input partitions that run more than the largest window ahead
+/// of the slowest one still being read, and resumes them once they are
+/// back within half of it (so that they do not flap every tick). Pausing
+/// changes only the order in which partitions are read, not what is
+/// counted: it bounds the buckets held in a catch-up to about twice the
+/// largest window plus the lateness, where uneven reading made them grow
+/// with the input.
+fn pace<C: ConsumerContext>(
+    config: &SpeedConfig,
+    consumer: &BaseConsumer<C>,
+    engine: &Engine,
+    paused: &mut Vec<Source>,
+) {
+    let limit = engine.largest_window_ms();
+    let far = engine.running_ahead(limit);
+    let still = engine.running_ahead(limit / 2);
+    let next: Vec<Source> = still
+        .into_iter()
+        .filter(|s| far.contains(s) || paused.contains(s))
+        .collect();
+    let list = |sources: &mut dyn Iterator<Item = &Source>| {
+        let mut tpl = TopicPartitionList::new();
+        for (input, partition) in sources {
+            tpl.add_partition(topic_of(config, *input), *partition);
+        }
+        tpl
+    };
+    let to_pause = list(&mut next.iter().filter(|s| !paused.contains(s)));
+    let to_resume = list(&mut paused.iter().filter(|s| !next.contains(s)));
+    if to_pause.count() > 0 {
+        match consumer.pause(&to_pause) {
+            Ok(()) => {
+                tracing::debug!(partitions = ?to_pause, "paused: ahead of the slowest partition")
+            }
+            Err(e) => tracing::warn!("pause: {e}"),
+        }
+    }
+    if to_resume.count() > 0 {
+        if let Err(e) = consumer.resume(&to_resume) {
+            tracing::warn!("resume: {e}");
+        }
+    }
+    *paused = next;
+    gauge!("speed_partitions_paused").set(paused.len() as f64);
 }
 
 /// Marks which partitions have been read to their end (from the high
@@ -1136,5 +1187,103 @@ mod tests {
         send_markers("retweets", &engine, &producer, &mut markers).expect("sent");
         let offsets = producer.flush_blocking().expect("delivered");
         assert_eq!(per_partition(&offsets), vec![1, 1, 1, 1]);
+    }
+
+    /// A partition more than the largest window (here 1 hour) ahead of the
+    /// slowest one still read is paused: its messages wait while the slow
+    /// one's are read. It stays paused while it is more than half the
+    /// window ahead, and is resumed within it.
+    #[test]
+    fn a_partition_running_ahead_is_paused_until_the_slowest_catches_up() {
+        use crate::config::{SpeedTopics, WindowSpec};
+        use rdkafka::ClientConfig;
+        const MIN: i64 = 60_000;
+        let mock = MockCluster::new(1).expect("mock cluster");
+        for topic in ["tweets", "hashtags"] {
+            mock.create_topic(topic, 1, 1).expect("topic");
+        }
+        let kafka = tweetlambda_kafka::KafkaOptions {
+            brokers: mock.bootstrap_servers(),
+            properties: Vec::new(),
+        };
+        let window = WindowSpec {
+            name: "1h".into(),
+            size_ms: 60 * MIN,
+        };
+        let config = SpeedConfig {
+            kafka: kafka.clone(),
+            topics: SpeedTopics::default(),
+            group_id: "pace".into(),
+            bucket_ms: MIN,
+            windows: vec![window.clone()],
+            allowed_lateness_ms: 0,
+            top_n: 3,
+            emit_interval: Duration::from_millis(50),
+            idle_timeout: Duration::from_secs(5),
+            metrics_listen: None,
+            max_future_ms: 0,
+            exit_when_idle: false,
+        };
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &kafka.brokers)
+            .set("group.id", "pace")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        for topic in ["tweets", "hashtags"] {
+            tpl.add_partition_offset(topic, 0, Offset::Beginning)
+                .expect("partition");
+        }
+        consumer.assign(&tpl).expect("assign");
+        let producer = Producer::new(&kafka).expect("producer");
+        let now = Instant::now();
+        let (tweets, hashtags) = ((Input::Tweets, 0), (Input::Hashtags, 0));
+        let mut engine = Engine::new(MIN, vec![window], 0, 3, Duration::from_secs(5));
+        engine.assign(&[tweets, hashtags], now);
+        let tweet = |t_ms: i64| Event::Tweet {
+            id: 1 + t_ms as u64,
+            t_ms,
+            score: 1,
+            text: "",
+        };
+        engine.apply(tweets, tweet(0), now);
+        let hashtag = Event::Hashtag {
+            tweet_id: 1,
+            t_ms: 120 * MIN,
+            hashtag: "a",
+        };
+        engine.apply(hashtags, hashtag, now);
+        let mut paused = Vec::new();
+        pace(&config, &consumer, &engine, &mut paused);
+        assert_eq!(paused, vec![hashtags]);
+
+        // The topics of the messages read within `wait`.
+        let read = |wait: Duration| {
+            let mut topics = Vec::new();
+            let until = Instant::now() + wait;
+            while Instant::now() < until {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                    topics.push(m.topic().to_string());
+                }
+            }
+            topics
+        };
+        for topic in ["hashtags", "tweets"] {
+            producer.send_blocking(topic, "1", b"x", 0).expect("queued");
+        }
+        producer.flush_blocking().expect("delivered");
+        assert_eq!(read(Duration::from_secs(3)), vec!["tweets"]);
+        // 40 minutes behind: still paused.
+        engine.apply(tweets, tweet(80 * MIN), now);
+        pace(&config, &consumer, &engine, &mut paused);
+        assert_eq!(paused, vec![hashtags]);
+        assert!(read(Duration::from_secs(1)).is_empty());
+        // 20 minutes behind: resumed, and its message is read.
+        engine.apply(tweets, tweet(100 * MIN), now);
+        pace(&config, &consumer, &engine, &mut paused);
+        assert!(paused.is_empty());
+        assert_eq!(read(Duration::from_secs(3)), vec!["hashtags"]);
     }
 }

@@ -272,6 +272,35 @@ impl Clocks {
         }
     }
 
+    /// The input partitions (tweets and hashtags) whose newest event time
+    /// is more than `limit_ms` ahead of the slowest one still being read
+    /// (not at its end, and with an event already): pausing them until it
+    /// catches up keeps the buckets held to about the windows, where a
+    /// catch-up reads the topics unevenly (small hashtag messages run ahead
+    /// of tweets). The slowest partition is never among them, so reading it
+    /// goes on until it catches up or reaches its end.
+    pub fn running_ahead(&self, limit_ms: i64) -> Vec<Source> {
+        let inputs = || {
+            self.clocks
+                .iter()
+                .filter(|(s, _)| s.0 != Input::Retweets)
+                .filter_map(|(s, c)| c.max_ms.map(|t| (*s, c, t)))
+        };
+        let Some(slowest) = inputs()
+            .filter(|(_, c, _)| !c.at_end)
+            .map(|(.., t)| t)
+            .min()
+        else {
+            return Vec::new();
+        };
+        let mut ahead: Vec<Source> = inputs()
+            .filter(|(.., t)| *t > slowest.saturating_add(limit_ms))
+            .map(|(s, ..)| s)
+            .collect();
+        ahead.sort_unstable();
+        ahead
+    }
+
     /// True when every input partition has been read to its end and stayed
     /// quiet for the idle timeout.
     pub fn all_idle(&self, now: Instant) -> bool {
@@ -281,5 +310,44 @@ impl Clocks {
                     && (s.0 == Input::Retweets
                         || now.duration_since(c.last_seen) >= self.idle_timeout)
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    #[test]
+    fn partitions_ahead_of_the_slowest_one_still_read_are_named() {
+        let now = Instant::now();
+        let mut clocks = Clocks::new(0, Duration::from_secs(5));
+        let (t0, h0, h1, r0) = (
+            (Input::Tweets, 0),
+            (Input::Hashtags, 0),
+            (Input::Hashtags, 1),
+            (Input::Retweets, 0),
+        );
+        clocks.assign(&[t0, h0, h1, r0], now);
+        // No event yet: nothing to compare with.
+        assert!(clocks.running_ahead(60 * MIN).is_empty());
+        clocks.observe(t0, 10 * MIN, now);
+        clocks.observe(h0, 75 * MIN, now);
+        clocks.observe(h1, 65 * MIN, now);
+        // Retweets follow markers, not their own events: never paced.
+        clocks.observe(r0, 500 * MIN, now);
+        assert_eq!(clocks.running_ahead(60 * MIN), vec![h0]);
+        assert_eq!(clocks.running_ahead(30 * MIN), vec![h0, h1]);
+        // The slowest partition read to its end no longer holds the others
+        // back: the next slowest (65 minutes) does.
+        clocks.set_at_end(t0, true);
+        assert!(clocks.running_ahead(5 * MIN).contains(&h0));
+        assert!(!clocks.running_ahead(5 * MIN).contains(&h1));
+        assert!(clocks.running_ahead(60 * MIN).is_empty());
+        // Every partition at its end: none is paced.
+        clocks.set_at_end(h0, true);
+        clocks.set_at_end(h1, true);
+        assert!(clocks.running_ahead(0).is_empty());
     }
 }

@@ -296,6 +296,17 @@ impl Engine {
         self.clocks.sources()
     }
 
+    /// The input partitions more than `limit_ms` ahead of the slowest one
+    /// still being read (see [`Clocks::running_ahead`]).
+    pub fn running_ahead(&self, limit_ms: i64) -> Vec<Source> {
+        self.clocks.running_ahead(limit_ms)
+    }
+
+    /// The size of the largest window (ms).
+    pub fn largest_window_ms(&self) -> i64 {
+        self.windows.iter().map(|w| w.size_ms).max().unwrap_or(0)
+    }
+
     /// See [`Clocks::brokers_unreachable`].
     pub fn brokers_unreachable(&mut self, now: Instant) {
         self.clocks.brokers_unreachable(now);
