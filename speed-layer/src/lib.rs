@@ -18,9 +18,9 @@
 //! # Outputs
 //!
 //! `top_hashtags` and `top_tweets` (key: window name), the realtime view
-//! (`speed.view`, newest value per key; not compacted yet, see
-//! [`service`]) and dead letters, in the formats defined once
-//! in [`tweetlambda_core::messages`] (examples in the README).
+//! (`speed.view`, compacted: newest value per key) and dead letters, in
+//! the formats defined once in [`tweetlambda_core::messages`] (examples in
+//! the README).
 //!
 //! With several instances in one consumer group each instance owns disjoint
 //! hashtags and tweets, so each publishes the exact top-N of its own keys;

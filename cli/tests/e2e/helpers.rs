@@ -421,6 +421,25 @@ pub async fn create_topics(names: &[&str], partitions: i32) {
     }
 }
 
+/// A topic's configuration value `name`, as the broker describes it.
+pub async fn topic_config(topic: &str, name: &str) -> Option<String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("admin");
+    let described = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+        .await
+        .expect("describe the topic's configuration");
+    let resource = described
+        .into_iter()
+        .next()
+        .expect("one resource")
+        .expect("the topic's configuration");
+    resource.get(name).and_then(|entry| entry.value.clone())
+}
+
 /// A free TCP port on 127.0.0.1 (free when asked).
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -498,7 +517,11 @@ impl PrivateBroker {
                 "--advertised-listener-url",
                 &url,
             ])
-            .args(["--storage-engine", "sqlite://tansu.db"])
+            // Without maintenance, as scripts/services.sh starts it.
+            .args([
+                "--storage-engine",
+                "sqlite://tansu.db?maintenance_interval=30days",
+            ])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

@@ -412,6 +412,13 @@ async fn a_start_on_a_backlog_publishes_every_bucket_to_the_view() {
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains(" 28361 events counted"), "{summary}");
     speed.assert_view_exact(&exact_buckets(&db).await);
+    // Only the newest value of a view key counts: the topic is compacted.
+    assert_eq!(
+        topic_config(&speed.topic("speed.view"), "cleanup.policy")
+            .await
+            .as_deref(),
+        Some("compact")
+    );
 }
 
 #[tokio::test]
