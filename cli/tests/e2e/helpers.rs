@@ -401,13 +401,18 @@ pub async fn exact_buckets(db: &TestDb) -> ExactBuckets {
     }
 }
 
-/// Creates topics (each with `partitions` partitions).
-pub async fn create_topics(names: &[&str], partitions: i32) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+/// An admin client of the test broker.
+fn admin() -> rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> {
+    ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .create()
-        .expect("admin");
+        .expect("admin")
+}
+
+/// Creates topics (each with `partitions` partitions).
+pub async fn create_topics(names: &[&str], partitions: i32) {
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+    let admin = admin();
     let topics: Vec<NewTopic> = names
         .iter()
         .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
@@ -423,12 +428,8 @@ pub async fn create_topics(names: &[&str], partitions: i32) {
 
 /// A topic's configuration value `name`, as the broker describes it.
 pub async fn topic_config(topic: &str, name: &str) -> Option<String> {
-    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .expect("admin");
-    let described = admin
+    use rdkafka::admin::{AdminOptions, ResourceSpecifier};
+    let described = admin()
         .describe_configs(&[ResourceSpecifier::Topic(topic)], &AdminOptions::new())
         .await
         .expect("describe the topic's configuration");
