@@ -39,6 +39,11 @@ pub struct ServeArgs {
     /// A query not answered within this (waiting included) gets a 503.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     query_timeout: Duration,
+    /// Leave the view topic as it is: publish no tombstones for the keys of
+    /// buckets before the loaded version's B (by default they are ended, so
+    /// that a compacted view keeps only the buckets since B).
+    #[arg(long)]
+    no_tombstones: bool,
 }
 
 pub async fn serve(a: ServeArgs, kafka_from_file: &[(String, String)]) -> anyhow::Result<ExitCode> {
@@ -54,6 +59,7 @@ pub async fn serve(a: ServeArgs, kafka_from_file: &[(String, String)]) -> anyhow
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
         }),
         query_timeout: a.query_timeout,
+        tombstones: !a.no_tombstones,
     };
     tweetlambda_serving::run(config, shutdown_signal())
         .await

@@ -228,6 +228,12 @@ impl Producer {
         self.queue_blocking(record)
     }
 
+    /// Queues a tombstone (a record with a key and no value) of `key`: it
+    /// lands in the key's partition, and compaction then drops the key.
+    pub fn send_tombstone_blocking(&self, topic: &str, key: &str) -> Result<()> {
+        self.queue_blocking(BaseRecord::<str, [u8]>::to(topic).key(key))
+    }
+
     /// Queues a record, sleeping while librdkafka's queue is full.
     fn queue_blocking<K: rdkafka::message::ToBytes + ?Sized>(
         &self,

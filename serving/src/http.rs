@@ -431,6 +431,11 @@ async fn status(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
             "newest_event": time(rt.newest_bucket_end_ms()),
             "late_events_waiting_for_batch": late_events,
             "late_buckets": late_buckets,
+            "tombstones": {
+                "published": rt.tombstones_sent,
+                "waiting": rt.tombstones_waiting(),
+                "read": rt.tombstones_read,
+            },
         },
         "holes": hole.into_iter().collect::<Vec<_>>(),
     });

@@ -55,6 +55,9 @@ pub struct ServeConfig {
     pub max_queries: usize,
     /// How long a query may wait and compute before a 503.
     pub query_timeout: Duration,
+    /// Publish tombstones for the view topic's keys of buckets before the
+    /// loaded version's B (see [`realtime`]).
+    pub tombstones: bool,
 }
 
 fn load_batch(views: &std::path::Path) -> Option<BatchView> {
@@ -86,6 +89,7 @@ pub async fn run(config: ServeConfig, mut shutdown: watch::Receiver<bool>) -> Re
         None => tracing::warn!(views = %config.views.display(), "no batch version published yet"),
     }
     let mut view = RealtimeView::new(config.bucket_ms);
+    view.publish_tombstones = config.tombstones;
     // Buckets before B come from the batch: never held (memory is bounded
     // by the buckets since B, not by the view topic's history).
     if let Some(b) = &first {

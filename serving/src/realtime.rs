@@ -1,8 +1,17 @@
 //! The realtime view: the speed layer's per-bucket partials, materialised
 //! from its topic (`speed.view`, keyed, newest value wins) and rebuilt from
 //! the beginning of the topic on every start.
+//!
+//! The view also ends the keys a batch version covers: once it has read the
+//! topic to its end, it publishes a tombstone (a record with no value) for
+//! each key of a bucket before the loaded version's boundary B that the
+//! topic still holds, so that a compacted topic keeps the buckets since B,
+//! not every bucket ever published. A tombstone read from the topic (from
+//! this server or another one) tells that some batch version covers its
+//! bucket: the view releases the buckets up to it, and answers over them on
+//! a version with an earlier B are flagged.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -11,7 +20,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tweetlambda_core::messages::{ViewKey, ViewRecord, ViewValue};
-use tweetlambda_kafka::KafkaOptions;
+use tweetlambda_kafka::{KafkaOptions, Producer};
 
 /// The speed layer's partial aggregates, per bucket.
 #[derive(Debug, Clone)]
@@ -42,6 +51,16 @@ pub struct RealtimeView {
     pub released_before: i64,
     /// The earliest bucket any record named, released or not.
     earliest_seen: Option<i64>,
+    /// Whether keys of released buckets are collected for tombstones.
+    pub publish_tombstones: bool,
+    /// Keys of released buckets that the topic holds a value of, read or
+    /// held since the last [`RealtimeView::take_tombstones`] and not
+    /// followed by a tombstone since.
+    unended: HashSet<String>,
+    /// Tombstones read from the topic.
+    pub tombstones_read: u64,
+    /// Tombstones this server published and the broker acknowledged.
+    pub tombstones_sent: u64,
 }
 
 impl Default for RealtimeView {
@@ -59,6 +78,10 @@ impl Default for RealtimeView {
             topic_missing: false,
             released_before: i64::MIN,
             earliest_seen: None,
+            publish_tombstones: false,
+            unended: HashSet::new(),
+            tombstones_read: 0,
+            tombstones_sent: 0,
         }
     }
 }
@@ -83,9 +106,36 @@ impl RealtimeView {
             return;
         }
         self.released_before = boundary;
-        self.hashtags = self.hashtags.split_off(&boundary);
-        self.tweets = self.tweets.split_off(&boundary);
-        self.late = self.late.split_off(&boundary);
+        let kept = self.hashtags.split_off(&boundary);
+        let released = std::mem::replace(&mut self.hashtags, kept);
+        let kept = self.tweets.split_off(&boundary);
+        let released_tweets = std::mem::replace(&mut self.tweets, kept);
+        let kept = self.late.split_off(&boundary);
+        let released_late = std::mem::replace(&mut self.late, kept);
+        if self.publish_tombstones {
+            for (bucket_ms, tags) in released {
+                self.unended.extend(
+                    tags.into_keys()
+                        .map(|hashtag| ViewKey::Hashtag { bucket_ms, hashtag }.to_string()),
+                );
+            }
+            for (bucket_ms, ids) in released_tweets {
+                self.unended.extend(ids.into_keys().map(|tweet_id| {
+                    ViewKey::Tweet {
+                        bucket_ms,
+                        tweet_id,
+                    }
+                    .to_string()
+                }));
+            }
+            for (bucket_ms, sources) in released_late {
+                self.unended.extend(
+                    sources
+                        .into_keys()
+                        .map(|source| ViewKey::Late { bucket_ms, source }.to_string()),
+                );
+            }
+        }
         let held: std::collections::HashSet<u64> = self
             .tweets
             .values()
@@ -94,18 +144,17 @@ impl RealtimeView {
         self.texts.retain(|id, _| held.contains(id));
     }
 
-    /// Sets a hashtag's count in a bucket (0 removes it).
+    /// Sets a hashtag's count in a bucket (a 0 is kept, so that its key is
+    /// ended with the bucket; sums and rankings leave it out).
     pub fn apply_hashtag(&mut self, bucket: i64, tag: &str, count: i64) {
         self.seen(bucket);
         if bucket < self.released_before {
             return;
         }
-        let tags = self.hashtags.entry(bucket).or_default();
-        if count == 0 {
-            tags.remove(tag);
-        } else {
-            tags.insert(tag.to_string(), count);
-        }
+        self.hashtags
+            .entry(bucket)
+            .or_default()
+            .insert(tag.to_string(), count);
     }
 
     /// Sets a tweet's score in a bucket.
@@ -121,9 +170,24 @@ impl RealtimeView {
     }
 
     /// Applies one record of the view topic (see
-    /// [`tweetlambda_core::messages::ViewRecord`]).
+    /// [`tweetlambda_core::messages::ViewRecord`]); a record with no value
+    /// is a tombstone.
     pub fn apply_record(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), String> {
-        let record = ViewRecord::parse(key, value)?;
+        let Some(value) = value else {
+            return self.apply_tombstone(key);
+        };
+        let record = ViewRecord::parse(key, Some(value))?;
+        let bucket = record.key.bucket_ms();
+        if bucket < self.released_before {
+            // A batch version covers it: not held, and to be ended.
+            self.seen(bucket);
+            if self.publish_tombstones {
+                self.unended
+                    .insert(String::from_utf8_lossy(key).into_owned());
+            }
+            self.records += 1;
+            return Ok(());
+        }
         match (record.key, record.value) {
             (ViewKey::Hashtag { bucket_ms, hashtag }, ViewValue::Hashtag { count, .. }) => {
                 self.apply_hashtag(bucket_ms, &hashtag, count);
@@ -138,10 +202,6 @@ impl RealtimeView {
                 self.apply_tweet(bucket_ms, tweet_id, score, &text);
             }
             (ViewKey::Late { bucket_ms, source }, ViewValue::Late { events, .. }) => {
-                if bucket_ms < self.released_before {
-                    self.records += 1;
-                    return Ok(());
-                }
                 self.late
                     .entry(bucket_ms)
                     .or_default()
@@ -152,6 +212,38 @@ impl RealtimeView {
         }
         self.records += 1;
         Ok(())
+    }
+
+    /// A tombstone: whoever wrote it had loaded a batch version whose B is
+    /// after the key's bucket, so the buckets up to that one are covered by
+    /// the batch and may have lost records here. They are released: a
+    /// query on a version with an earlier B is flagged for them, not
+    /// answered from what is left of them.
+    fn apply_tombstone(&mut self, key: &[u8]) -> Result<(), String> {
+        let parsed = ViewKey::parse(key)?;
+        self.unended.remove(String::from_utf8_lossy(key).as_ref());
+        let bucket = parsed.bucket_ms();
+        self.seen(bucket);
+        self.release_before(bucket.saturating_add(self.bucket_ms.max(1)));
+        self.tombstones_read += 1;
+        self.records += 1;
+        Ok(())
+    }
+
+    /// The keys to publish tombstones for, now (then forgotten: a failed
+    /// one is given back by [`RealtimeView::tombstone_failed`]).
+    pub fn take_tombstones(&mut self) -> Vec<String> {
+        self.unended.drain().collect()
+    }
+
+    /// A tombstone the broker did not take: published again later.
+    pub fn tombstone_failed(&mut self, key: String) {
+        self.unended.insert(key);
+    }
+
+    /// Tombstones waiting to be published.
+    pub fn tombstones_waiting(&self) -> usize {
+        self.unended.len()
     }
 
     fn seen(&mut self, bucket: i64) {
@@ -211,7 +303,9 @@ impl RealtimeView {
 }
 
 /// Reads the view topic into `view` until `stop` is set: from the
-/// beginning, then following it. Runs on its own thread.
+/// beginning, then following it; once read to its end, publishes the
+/// view's tombstones (when `view.publish_tombstones`). Runs on its own
+/// thread.
 pub fn follow(
     kafka: KafkaOptions,
     topic: String,
@@ -238,6 +332,15 @@ fn follow_once(
         .set("enable.auto.commit", "false")
         .create()
         .map_err(|e| format!("create the consumer: {e}"))?;
+    let publishes = view.read().is_ok_and(|v| v.publish_tombstones);
+    let producer = if publishes {
+        let p = Producer::new(kafka).map_err(|e| format!("create the producer: {e}"))?;
+        p.keep_failed();
+        Some(p)
+    } else {
+        None
+    };
+    let mut own = OwnTombstones::default();
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .map_err(|e| format!("metadata of {topic}: {e}"))?;
@@ -283,6 +386,9 @@ fn follow_once(
             match consumer.poll(wait) {
                 Some(Ok(m)) => {
                     read.insert(m.partition(), m.offset() + 1);
+                    if m.payload().is_none() {
+                        own.read_back(m.key().unwrap_or_default(), m.partition());
+                    }
                     pending.push((
                         m.key().unwrap_or_default().to_vec(),
                         m.payload().map(<[u8]>::to_vec),
@@ -312,12 +418,108 @@ fn follow_once(
                     .fetch_watermarks(topic, *p, Duration::from_secs(5))
                     .map_err(|e| format!("end offsets of {topic}: {e}"))?;
                 let position = read.get(p).copied().unwrap_or(0);
-                lag += (high - position).max(0);
+                lag += (high - position - own.unread_in(*p)).max(0);
             }
             if let Ok(mut v) = view.write() {
                 v.lag = lag;
                 v.caught_up = lag == 0;
             }
+        }
+        if let Some(producer) = &producer {
+            let partitions = i32::try_from(partitions.len()).unwrap_or(i32::MAX);
+            publish_tombstones(producer, topic, partitions, view, &mut own)?;
+        }
+    }
+    Ok(())
+}
+
+/// The tombstones this server published, acknowledged and not read back
+/// yet: the lag leaves them out, so that ending keys does not make the view
+/// look behind its topic (and its answers partial).
+#[derive(Default)]
+struct OwnTombstones {
+    keys: HashSet<String>,
+    per_partition: HashMap<i32, i64>,
+}
+
+impl OwnTombstones {
+    fn acknowledged(&mut self, key: String, partition: i32) {
+        if self.keys.insert(key) {
+            *self.per_partition.entry(partition).or_default() += 1;
+        }
+    }
+
+    fn read_back(&mut self, key: &[u8], partition: i32) {
+        if self.keys.remove(String::from_utf8_lossy(key).as_ref()) {
+            if let Some(n) = self.per_partition.get_mut(&partition) {
+                *n -= 1;
+            }
+        }
+    }
+
+    fn unread_in(&self, partition: i32) -> i64 {
+        self.per_partition.get(&partition).copied().unwrap_or(0)
+    }
+}
+
+/// Sends the view's tombstones once it has read its topic to the end (a
+/// tombstone further on in the topic would make one redundant) and waits
+/// for their acknowledgement; those the broker did not take are given back
+/// to the view, to be sent again (unless no retry can pass).
+fn publish_tombstones(
+    producer: &Producer,
+    topic: &str,
+    partitions: i32,
+    view: &RwLock<RealtimeView>,
+    own: &mut OwnTombstones,
+) -> Result<(), String> {
+    let keys = {
+        let mut v = view
+            .write()
+            .map_err(|_| "the view lock is poisoned".to_string())?;
+        if !v.caught_up || v.tombstones_waiting() == 0 {
+            return Ok(());
+        }
+        v.take_tombstones()
+    };
+    tracing::info!(
+        tombstones = keys.len(),
+        "ending the realtime view's keys of buckets the batch version covers"
+    );
+    metrics::counter!("serving_view_tombstones_total").increment(keys.len() as u64);
+    for key in &keys {
+        producer
+            .send_tombstone_blocking(topic, key)
+            .map_err(|e| format!("publish a tombstone: {e}"))?;
+    }
+    if let Err(e) = producer.flush_blocking() {
+        tracing::warn!("tombstones of the realtime view not acknowledged: {e}");
+    }
+    let failed: HashMap<String, bool> = producer
+        .take_failed()
+        .into_iter()
+        .map(|m| {
+            (
+                String::from_utf8_lossy(&m.key).into_owned(),
+                m.is_permanent(),
+            )
+        })
+        .collect();
+    let mut v = view
+        .write()
+        .map_err(|_| "the view lock is poisoned".to_string())?;
+    for key in keys {
+        match failed.get(&key) {
+            None => {
+                let partition = tweetlambda_kafka::partition_for_key(key.as_bytes(), partitions);
+                own.acknowledged(key, partition);
+                v.tombstones_sent += 1;
+            }
+            Some(false) => v.tombstone_failed(key),
+            Some(true) => tracing::error!(
+                key,
+                "the broker refuses a tombstone of the realtime view; left for the next start"
+            ),
         }
     }
     Ok(())
@@ -404,6 +606,86 @@ mod tests {
         v.release_before(0);
         assert_eq!(v.released_before, 60_000);
         // Coverage still starts at the earliest bucket seen (no false hole).
+        assert_eq!(v.first_seen_bucket_ms(), Some(0));
+    }
+
+    fn sorted(mut keys: Vec<String>) -> Vec<String> {
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn keys_of_released_buckets_are_ended_once_unless_a_tombstone_follows() {
+        let mut v = RealtimeView::new(60_000);
+        v.publish_tombstones = true;
+        let record = |v: &mut RealtimeView, key: &str, value: &str| {
+            v.apply_record(key.as_bytes(), Some(value.as_bytes()))
+                .expect("record");
+        };
+        let tag = r#"{"kind":"hashtag","count":1}"#;
+        record(&mut v, "hashtag/0/a", tag);
+        record(&mut v, "hashtag/0/gone", r#"{"kind":"hashtag","count":0}"#);
+        record(&mut v, "tweet/0/7", r#"{"kind":"tweet","score":1}"#);
+        record(&mut v, "late/0/tweets-1", r#"{"kind":"late","events":2}"#);
+        record(&mut v, "hashtag/60000/a", tag);
+        assert!(v.take_tombstones().is_empty(), "nothing is released yet");
+
+        // A version with B = 60000: every key of bucket 0, also the one
+        // whose count went to 0.
+        v.release_before(60_000);
+        assert_eq!(
+            sorted(v.take_tombstones()),
+            [
+                "hashtag/0/a",
+                "hashtag/0/gone",
+                "late/0/tweets-1",
+                "tweet/0/7"
+            ]
+        );
+        assert!(v.take_tombstones().is_empty(), "taken once");
+
+        // A later record of a released bucket is ended again, unless a
+        // tombstone of its key follows it in the topic.
+        record(&mut v, "hashtag/0/b", tag);
+        record(&mut v, "hashtag/0/c", tag);
+        v.apply_record(b"hashtag/0/c", None).expect("tombstone");
+        assert_eq!(v.take_tombstones(), ["hashtag/0/b"]);
+        v.tombstone_failed("hashtag/0/b".into());
+        assert_eq!(
+            v.take_tombstones(),
+            ["hashtag/0/b"],
+            "a failed one comes back"
+        );
+        assert_eq!((v.tombstones_read, v.bad_records), (1, 0));
+        assert!(v.apply_record(b"not a key", None).is_err());
+
+        // Without publishing, nothing is collected.
+        let mut quiet = RealtimeView::new(60_000);
+        record(&mut quiet, "hashtag/0/a", tag);
+        quiet.release_before(60_000);
+        record(&mut quiet, "hashtag/0/b", tag);
+        assert!(quiet.take_tombstones().is_empty());
+    }
+
+    #[test]
+    fn a_tombstone_releases_its_bucket_so_an_older_version_flags_it() {
+        // A server on a version with B = 60000 reads the topic after a
+        // server on a later version ended the keys of buckets 60000 and
+        // 120000: what is left of them is not answered from.
+        let mut v = RealtimeView::new(60_000);
+        v.release_before(60_000);
+        let tag = r#"{"kind":"hashtag","count":1}"#;
+        for key in ["hashtag/60000/a", "hashtag/120000/a", "hashtag/180000/a"] {
+            v.apply_record(key.as_bytes(), Some(tag.as_bytes()))
+                .expect("record");
+        }
+        v.apply_record(b"hashtag/120000/a", None)
+            .expect("tombstone");
+        assert_eq!(v.released_before, 180_000);
+        assert_eq!(v.first_bucket_ms(), Some(180_000));
+        // An older tombstone moves nothing back.
+        v.apply_record(b"hashtag/0/a", None).expect("tombstone");
+        assert_eq!(v.released_before, 180_000);
         assert_eq!(v.first_seen_bucket_ms(), Some(0));
     }
 }

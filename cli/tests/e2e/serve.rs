@@ -189,6 +189,57 @@ fn assert_invariant(server: &Server, exact: &ExactBuckets, boundary: i64) -> usi
     checked
 }
 
+/// Checks the view topic once the server has ended the keys a version with
+/// B = `boundary` covers: the last record of each key of a bucket before B
+/// is a tombstone, and no key from B on has one. Returns how many keys were
+/// ended (retried while the server still publishes).
+fn assert_view_ended_before(topic: &str, boundary: i64) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // Key → whether its last record is a tombstone.
+        let mut last: HashMap<String, bool> = HashMap::new();
+        let mut ended_from_b = Vec::new();
+        for r in read_topic(topic) {
+            let bucket: i64 = r
+                .key
+                .split('/')
+                .nth(1)
+                .and_then(|b| b.parse().ok())
+                .unwrap_or_else(|| panic!("view key {:?}", r.key));
+            if r.value.is_null() && bucket >= boundary {
+                ended_from_b.push(r.key.clone());
+            }
+            last.insert(r.key, r.value.is_null());
+        }
+        assert!(
+            ended_from_b.is_empty(),
+            "keys from B on ended: {ended_from_b:?}"
+        );
+        let before: Vec<(&String, bool)> = last
+            .iter()
+            .filter(|(k, _)| {
+                k.split('/')
+                    .nth(1)
+                    .and_then(|b| b.parse::<i64>().ok())
+                    .is_some_and(|b| b < boundary)
+            })
+            .map(|(k, ended)| (k, *ended))
+            .collect();
+        let open: Vec<&String> = before.iter().filter(|(_, e)| !e).map(|(k, _)| *k).collect();
+        if open.is_empty() {
+            return before.len();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} keys before B not ended, e.g. {:?}",
+            open.len(),
+            before.len(),
+            &open[..open.len().min(5)]
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 fn batch(master: &std::path::Path, views: &std::path::Path, topic: &str) -> Value {
     ok(tweetlambda(&[
         "batch",
@@ -265,10 +316,21 @@ async fn merged_answers_equal_an_exact_recomputation_whatever_the_boundary() {
     speed(&topics, &prefix);
     speed(&topics, &prefix);
 
-    let server = Server::start(&views, &format!("{prefix}speed.view"));
+    let view_topic = format!("{prefix}speed.view");
+    let server = Server::start(&views, &view_topic);
     server.wait_ready(1);
     let n = assert_invariant(&server, &exact, b1);
     assert!(n > 30, "{n} ranges");
+    let ended = assert_view_ended_before(&view_topic, b1);
+    assert!(ended > 100, "{ended} keys before B1");
+    // Version 1 as it was, for a server that has not moved on (below).
+    let views_v1 = scratch_dir("tl_views_v1");
+    let copied = std::process::Command::new("cp")
+        .args(["-a", &format!("{}/.", views.display())])
+        .arg(&views_v1)
+        .status()
+        .expect("cp");
+    assert!(copied.success());
 
     // The archive catches up and the cron job runs again: the server swaps
     // to version 2, B moves to the end, and the answers stay exact.
@@ -278,6 +340,42 @@ async fn merged_answers_equal_an_exact_recomputation_whatever_the_boundary() {
     assert!(b2 > b1);
     server.wait_ready(2);
     assert_invariant(&server, &exact, b2);
+    assert!(assert_view_ended_before(&view_topic, b2) > ended);
+
+    // A server started now reads the ended keys and stays exact, with no
+    // tombstone of its own to publish.
+    let second = Server::start(&views, &view_topic);
+    second.wait_ready(2);
+    std::thread::sleep(Duration::from_secs(2));
+    let tombstones = &second.status()["realtime"]["tombstones"];
+    assert_eq!(tombstones["published"], 0, "{tombstones}");
+    assert!(tombstones["read"].as_u64() > Some(0), "{tombstones}");
+    assert_invariant(&second, &exact, b2);
+    drop(second);
+
+    // A server still on version 1 finds the buckets in [B1, B2) ended: its
+    // answers over them are flagged, never short; before B1 they are exact.
+    let old = Server::start(&views_v1, &view_topic);
+    old.wait_ready(1);
+    let got = old.query(&["top-hashtags", "--from", &rfc3339(b1), "--to", &rfc3339(b2)]);
+    assert_eq!(got["partial"], true, "{got}");
+    assert!(got["warnings"].to_string().contains("released"), "{got}");
+    let first = *exact.hashtags.keys().next().expect("buckets");
+    let got = old.query(&[
+        "top-hashtags",
+        "--from",
+        &rfc3339(first),
+        "--to",
+        &rfc3339(b1),
+        "-n",
+        "1000",
+    ]);
+    assert_eq!(got["partial"], false, "{got}");
+    let mut expected = exact_top(&exact.hashtags, first, b1);
+    expected.truncate(1000);
+    assert_eq!(items_of::<String>(&got, "hashtag", "count"), expected);
+    drop(old);
+    let _ = std::fs::remove_dir_all(&views_v1);
 
     // `last` is relative to the newest event, not the wall clock.
     let got = server.query(&["top-hashtags", "--last", "5m", "-n", "3"]);

@@ -9,6 +9,11 @@
 //! from that input partition after the speed layer had dropped the bucket:
 //! the view's records of that bucket miss them until the batch counts them;
 //! one key per partition, so that instances never write the same key).
+//!
+//! A record with no value (a tombstone) ends its key: the serving layer
+//! writes one for each key of a bucket before the boundary B of a batch
+//! version it loaded (the batch covers that bucket), so that compaction
+//! bounds the topic by the buckets since B.
 
 use std::fmt;
 
