@@ -422,12 +422,34 @@ fn assigned_sources(config: &SpeedConfig, consumer: &BaseConsumer<SpeedContext>)
 /// add a copy of each to the retweets topic). Trusted only where the group
 /// also committed an offset of the co-partitioned retweets partition that
 /// the topic still reaches: a retweets topic that is new to the group (a
-/// new `--topic-prefix`) or was re-created gets every retweet again.
+/// new `--topic-prefix`) or was re-created gets every retweet again. Not
+/// trusted at all once any retweets partition starts after offset 0: the
+/// retweets of any tweets partition land in every retweets partition, and
+/// records removed there (retention) would be missing from the rebuild; the
+/// copies sent again are deduplicated.
 fn already_rekeyed(
     config: &SpeedConfig,
     consumer: &BaseConsumer<SpeedContext>,
 ) -> HashMap<i32, i64> {
     let t = &config.topics;
+    match retweets_removed(consumer, &t.retweets) {
+        Ok(None) => {}
+        Ok(Some(partition)) => {
+            tracing::warn!(
+                partition,
+                "records of {} were removed (retention): every retweet is re-keyed again",
+                t.retweets
+            );
+            return HashMap::new();
+        }
+        Err(e) => {
+            tracing::warn!(
+                "cannot read the start of {}: {e}; every retweet is re-keyed again",
+                t.retweets
+            );
+            return HashMap::new();
+        }
+    }
     let committed = match consumer.committed(Duration::from_secs(10)) {
         Ok(tpl) => tpl,
         Err(e) => {
@@ -466,6 +488,27 @@ fn already_rekeyed(
         );
     }
     before
+}
+
+/// The first partition of `topic` whose oldest record is after offset 0
+/// (records were removed from it), if any.
+fn retweets_removed<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+) -> Result<Option<i32>, rdkafka::error::KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    for p in metadata
+        .topics()
+        .iter()
+        .filter(|m| m.name() == topic)
+        .flat_map(|m| m.partitions())
+    {
+        let (low, _) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
+        if low > 0 {
+            return Ok(Some(p.id()));
+        }
+    }
+    Ok(None)
 }
 
 /// Pauses the input partitions that run more than the largest window ahead

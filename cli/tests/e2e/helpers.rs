@@ -403,19 +403,38 @@ pub async fn exact_buckets(db: &TestDb) -> ExactBuckets {
 
 /// An admin client of the test broker.
 fn admin() -> rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> {
+    admin_at(&brokers())
+}
+
+fn admin_at(brokers: &str) -> rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> {
     ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .create()
         .expect("admin")
 }
 
 /// Creates topics (each with `partitions` partitions).
 pub async fn create_topics(names: &[&str], partitions: i32) {
+    create_topics_at(&brokers(), names, partitions, &[]).await;
+}
+
+/// [`create_topics`] at the broker at `brokers`, with topic configs.
+pub async fn create_topics_at(
+    brokers: &str,
+    names: &[&str],
+    partitions: i32,
+    configs: &[(&str, &str)],
+) {
     use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
-    let admin = admin();
+    let admin = admin_at(brokers);
     let topics: Vec<NewTopic> = names
         .iter()
-        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
+        .map(|n| {
+            configs.iter().fold(
+                NewTopic::new(n, partitions, TopicReplication::Fixed(1)),
+                |topic, (key, value)| topic.set(key, value),
+            )
+        })
         .collect();
     for r in admin
         .create_topics(&topics, &AdminOptions::new())

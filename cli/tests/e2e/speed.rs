@@ -825,6 +825,68 @@ async fn a_restart_does_not_re_key_the_retweets_again() {
     speed.assert_exact(&hashtags, &tweets);
 }
 
+/// Retention removed the re-keyed retweets (the broker's own, SQLite
+/// storage: its retention runs when it starts): a restart re-keys them
+/// again, though the group committed past their tweets, and its view and
+/// finals stay exact.
+#[tokio::test]
+async fn retweets_removed_by_retention_are_re_keyed_again() {
+    if !has_shared_data(&["twitter_api_v1_sample.jsonl"]) {
+        return;
+    }
+    let _heavy = HEAVY.lock().await;
+    let mut broker = PrivateBroker::start();
+    let db = TestDb::new().await;
+    let jsonl = shared_data("twitter_api_v1_sample.jsonl");
+    ok(tweetlambda(&[
+        "load",
+        "--mysql-url",
+        &db.url,
+        jsonl.to_str().unwrap_or_default(),
+    ]));
+    let topics = TestTopics::new();
+    let mut replay = topics.replay_args_at(&db, &broker.brokers());
+    replay.extend(["--partitions", "3"].map(String::from));
+    ok(tweetlambda(
+        &replay.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    let (hashtags, tweets) = expected_finals(&db).await;
+    let speed = Speed::at(&broker.brokers());
+    // A day of retention: the re-keyed retweets carry their 2021 event
+    // times, the speed layer's markers the wall clock.
+    let retweets = speed.topic("speed.retweets");
+    create_topics_at(
+        &speed.brokers,
+        &[&retweets],
+        3,
+        &[("cleanup.policy", "delete"), ("retention.ms", "86400000")],
+    )
+    .await;
+    let run = |name: &str| {
+        let out = speed
+            .start(&topics, &["--exit-when-idle"])
+            .wait_with_output()
+            .expect("speed");
+        assert!(out.status.success(), "{name}: {out:?}");
+    };
+    run("first run");
+    let rekeyed = read_topic_at(&speed.brokers, &retweets)
+        .iter()
+        .filter(|r| r.value.get("retweet_id").is_some())
+        .count();
+    assert!(rekeyed > 100, "{rekeyed} retweets re-keyed");
+    broker.stop();
+    broker.start_again();
+    let left = read_topic_at(&speed.brokers, &retweets)
+        .iter()
+        .filter(|r| r.value.get("retweet_id").is_some())
+        .count();
+    assert_eq!(left, 0, "retention removed the re-keyed retweets");
+    run("restart");
+    speed.assert_exact(&hashtags, &tweets);
+    speed.assert_view_exact(&exact_buckets(&db).await);
+}
+
 #[tokio::test]
 async fn a_tweet_dated_in_the_future_is_dead_lettered_and_moves_no_clock() {
     let (db, topics) = replayed_seed(&[]).await;
