@@ -259,15 +259,21 @@ impl Producer {
     /// serves the delivery reports) rather than on librdkafka's flush, which
     /// measured here waits in steps of about 100 ms when another thread polls.
     pub fn flush_blocking(&self) -> Result<Offsets> {
+        self.flush_within(Duration::from_secs(600))
+    }
+
+    /// [`Producer::flush_blocking`], failing once `limit` has passed with
+    /// messages still in flight.
+    pub fn flush_within(&self, limit: Duration) -> Result<Offsets> {
         let started = std::time::Instant::now();
-        let deadline = started + Duration::from_secs(600);
+        let deadline = started + limit;
         let mut next_report = started + Duration::from_secs(10);
         while self.inner.in_flight_count() > 0 {
             let now = std::time::Instant::now();
             if now > deadline {
                 return Err(Error::Delivery {
                     count: u64::try_from(self.inner.in_flight_count()).unwrap_or(0),
-                    last: "not acknowledged within 600 s".into(),
+                    last: format!("not acknowledged within {} s", limit.as_secs()),
                 });
             }
             if now > next_report {

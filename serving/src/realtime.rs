@@ -216,24 +216,31 @@ impl RealtimeView {
 
     /// A tombstone: whoever wrote it had loaded a batch version whose B is
     /// after the key's bucket, so the buckets up to that one are covered by
-    /// the batch and may have lost records here. They are released: a
-    /// query on a version with an earlier B is flagged for them, not
-    /// answered from what is left of them.
+    /// the batch and may have lost records here. They are released (up to
+    /// the bucket's start + 1 ms: keys name bucket starts, so this does not
+    /// depend on this server's `--bucket`): a query on a version with an
+    /// earlier B is flagged for them, not answered from what is left of
+    /// them. The key itself is ended already.
     fn apply_tombstone(&mut self, key: &[u8]) -> Result<(), String> {
         let parsed = ViewKey::parse(key)?;
-        self.unended.remove(String::from_utf8_lossy(key).as_ref());
         let bucket = parsed.bucket_ms();
         self.seen(bucket);
-        self.release_before(bucket.saturating_add(self.bucket_ms.max(1)));
+        self.release_before(bucket.saturating_add(1));
+        self.unended.remove(String::from_utf8_lossy(key).as_ref());
         self.tombstones_read += 1;
         self.records += 1;
         Ok(())
     }
 
-    /// The keys to publish tombstones for, now (then forgotten: a failed
-    /// one is given back by [`RealtimeView::tombstone_failed`]).
-    pub fn take_tombstones(&mut self) -> Vec<String> {
-        self.unended.drain().collect()
+    /// Up to `at_most` keys to publish tombstones for, now (then
+    /// forgotten: a failed one is given back by
+    /// [`RealtimeView::tombstone_failed`]).
+    pub fn take_tombstones(&mut self, at_most: usize) -> Vec<String> {
+        let keys: Vec<String> = self.unended.iter().take(at_most).cloned().collect();
+        for key in &keys {
+            self.unended.remove(key);
+        }
+        keys
     }
 
     /// A tombstone the broker did not take: published again later.
@@ -341,6 +348,7 @@ fn follow_once(
         None
     };
     let mut own = OwnTombstones::default();
+    let mut retry_at = Instant::now();
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .map_err(|e| format!("metadata of {topic}: {e}"))?;
@@ -425,9 +433,11 @@ fn follow_once(
                 v.caught_up = lag == 0;
             }
         }
-        if let Some(producer) = &producer {
+        if let Some(producer) = producer.as_ref().filter(|_| Instant::now() >= retry_at) {
             let partitions = i32::try_from(partitions.len()).unwrap_or(i32::MAX);
-            publish_tombstones(producer, topic, partitions, view, &mut own)?;
+            if !publish_tombstones(producer, topic, partitions, view, &mut own)? {
+                retry_at = Instant::now() + TOMBSTONE_RETRY;
+            }
         }
     }
     Ok(())
@@ -462,38 +472,53 @@ impl OwnTombstones {
     }
 }
 
+/// Tombstones sent in one round, at most.
+const TOMBSTONE_BATCH: usize = 20_000;
+
+/// How long tombstones wait after a failed round before the next one.
+const TOMBSTONE_RETRY: Duration = Duration::from_secs(10);
+
+/// How long the reader waits for a round's tombstones to be acknowledged
+/// (it reads nothing meanwhile).
+const TOMBSTONE_FLUSH: Duration = Duration::from_secs(10);
+
 /// Sends the view's tombstones once it has read its topic to the end (a
-/// tombstone further on in the topic would make one redundant) and waits
-/// for their acknowledgement; those the broker did not take are given back
-/// to the view, to be sent again (unless no retry can pass).
+/// tombstone further on in the topic would make one redundant), at most
+/// `TOMBSTONE_BATCH` a round, and waits for their acknowledgement; those
+/// the broker did not take are given back to the view, to be sent again
+/// after `TOMBSTONE_RETRY` (unless no retry can pass). False when the round
+/// failed.
 fn publish_tombstones(
     producer: &Producer,
     topic: &str,
     partitions: i32,
     view: &RwLock<RealtimeView>,
     own: &mut OwnTombstones,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let keys = {
         let mut v = view
             .write()
             .map_err(|_| "the view lock is poisoned".to_string())?;
         if !v.caught_up || v.tombstones_waiting() == 0 {
-            return Ok(());
+            return Ok(true);
         }
-        v.take_tombstones()
+        v.take_tombstones(TOMBSTONE_BATCH)
     };
     tracing::info!(
         tombstones = keys.len(),
         "ending the realtime view's keys of buckets the batch version covers"
     );
-    metrics::counter!("serving_view_tombstones_total").increment(keys.len() as u64);
+    let mut queued = 0;
     for key in &keys {
-        producer
-            .send_tombstone_blocking(topic, key)
-            .map_err(|e| format!("publish a tombstone: {e}"))?;
+        if let Err(e) = producer.send_tombstone_blocking(topic, key) {
+            tracing::warn!("cannot queue a tombstone of the realtime view: {e}; retried later");
+            break;
+        }
+        queued += 1;
     }
-    if let Err(e) = producer.flush_blocking() {
-        tracing::warn!("tombstones of the realtime view not acknowledged: {e}");
+    let flushed = producer.flush_within(TOMBSTONE_FLUSH);
+    if let Err(e) = &flushed {
+        tracing::warn!("tombstones of the realtime view: {e}; retried later");
     }
     let failed: HashMap<String, bool> = producer
         .take_failed()
@@ -508,21 +533,34 @@ fn publish_tombstones(
     let mut v = view
         .write()
         .map_err(|_| "the view lock is poisoned".to_string())?;
-    for key in keys {
+    let (total, mut refused) = (keys.len(), 0);
+    for (i, key) in keys.into_iter().enumerate() {
+        if i >= queued {
+            v.tombstone_failed(key);
+            continue;
+        }
         match failed.get(&key) {
+            // Still in flight after the wait: not counted as acknowledged
+            // (it may land later, and then counts in the lag like any
+            // record; if it fails, the next start ends the key).
+            None if flushed.is_err() => {}
             None => {
                 let partition = tweetlambda_kafka::partition_for_key(key.as_bytes(), partitions);
                 own.acknowledged(key, partition);
                 v.tombstones_sent += 1;
+                metrics::counter!("serving_view_tombstones_total").increment(1);
             }
             Some(false) => v.tombstone_failed(key),
-            Some(true) => tracing::error!(
-                key,
-                "the broker refuses a tombstone of the realtime view; left for the next start"
-            ),
+            Some(true) => refused += 1,
         }
     }
-    Ok(())
+    if refused > 0 {
+        tracing::error!(
+            refused,
+            "the broker refuses tombstones of the realtime view; left for the next start"
+        );
+    }
+    Ok(queued == total && flushed.is_ok() && failed.is_empty())
 }
 
 #[cfg(test)]
@@ -628,13 +666,16 @@ mod tests {
         record(&mut v, "tweet/0/7", r#"{"kind":"tweet","score":1}"#);
         record(&mut v, "late/0/tweets-1", r#"{"kind":"late","events":2}"#);
         record(&mut v, "hashtag/60000/a", tag);
-        assert!(v.take_tombstones().is_empty(), "nothing is released yet");
+        assert!(
+            v.take_tombstones(usize::MAX).is_empty(),
+            "nothing is released yet"
+        );
 
         // A version with B = 60000: every key of bucket 0, also the one
         // whose count went to 0.
         v.release_before(60_000);
         assert_eq!(
-            sorted(v.take_tombstones()),
+            sorted(v.take_tombstones(usize::MAX)),
             [
                 "hashtag/0/a",
                 "hashtag/0/gone",
@@ -642,17 +683,17 @@ mod tests {
                 "tweet/0/7"
             ]
         );
-        assert!(v.take_tombstones().is_empty(), "taken once");
+        assert!(v.take_tombstones(usize::MAX).is_empty(), "taken once");
 
         // A later record of a released bucket is ended again, unless a
         // tombstone of its key follows it in the topic.
         record(&mut v, "hashtag/0/b", tag);
         record(&mut v, "hashtag/0/c", tag);
         v.apply_record(b"hashtag/0/c", None).expect("tombstone");
-        assert_eq!(v.take_tombstones(), ["hashtag/0/b"]);
+        assert_eq!(v.take_tombstones(usize::MAX), ["hashtag/0/b"]);
         v.tombstone_failed("hashtag/0/b".into());
         assert_eq!(
-            v.take_tombstones(),
+            v.take_tombstones(usize::MAX),
             ["hashtag/0/b"],
             "a failed one comes back"
         );
@@ -664,7 +705,7 @@ mod tests {
         record(&mut quiet, "hashtag/0/a", tag);
         quiet.release_before(60_000);
         record(&mut quiet, "hashtag/0/b", tag);
-        assert!(quiet.take_tombstones().is_empty());
+        assert!(quiet.take_tombstones(usize::MAX).is_empty());
     }
 
     #[test]
@@ -673,6 +714,7 @@ mod tests {
         // server on a later version ended the keys of buckets 60000 and
         // 120000: what is left of them is not answered from.
         let mut v = RealtimeView::new(60_000);
+        v.publish_tombstones = true;
         v.release_before(60_000);
         let tag = r#"{"kind":"hashtag","count":1}"#;
         for key in ["hashtag/60000/a", "hashtag/120000/a", "hashtag/180000/a"] {
@@ -681,11 +723,15 @@ mod tests {
         }
         v.apply_record(b"hashtag/120000/a", None)
             .expect("tombstone");
-        assert_eq!(v.released_before, 180_000);
+        // Released up to the tombstone's bucket, whatever this server's
+        // bucket size: keys name bucket starts.
+        assert_eq!(v.released_before, 120_001);
         assert_eq!(v.first_bucket_ms(), Some(180_000));
+        // The key read ended is not ended again; the other released one is.
+        assert_eq!(v.take_tombstones(usize::MAX), ["hashtag/60000/a"]);
         // An older tombstone moves nothing back.
         v.apply_record(b"hashtag/0/a", None).expect("tombstone");
-        assert_eq!(v.released_before, 180_000);
+        assert_eq!(v.released_before, 120_001);
         assert_eq!(v.first_seen_bucket_ms(), Some(0));
     }
 }

@@ -194,19 +194,19 @@ fn assert_invariant(server: &Server, exact: &ExactBuckets, boundary: i64) -> usi
 /// is a tombstone, and no key from B on has one. Returns how many keys were
 /// ended (retried while the server still publishes).
 fn assert_view_ended_before(topic: &str, boundary: i64) -> usize {
+    let bucket_of = |key: &str| -> i64 {
+        key.split('/')
+            .nth(1)
+            .and_then(|b| b.parse().ok())
+            .unwrap_or_else(|| panic!("view key {key:?}"))
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         // Key → whether its last record is a tombstone.
         let mut last: HashMap<String, bool> = HashMap::new();
         let mut ended_from_b = Vec::new();
         for r in read_topic(topic) {
-            let bucket: i64 = r
-                .key
-                .split('/')
-                .nth(1)
-                .and_then(|b| b.parse().ok())
-                .unwrap_or_else(|| panic!("view key {:?}", r.key));
-            if r.value.is_null() && bucket >= boundary {
+            if r.value.is_null() && bucket_of(&r.key) >= boundary {
                 ended_from_b.push(r.key.clone());
             }
             last.insert(r.key, r.value.is_null());
@@ -217,12 +217,7 @@ fn assert_view_ended_before(topic: &str, boundary: i64) -> usize {
         );
         let before: Vec<(&String, bool)> = last
             .iter()
-            .filter(|(k, _)| {
-                k.split('/')
-                    .nth(1)
-                    .and_then(|b| b.parse::<i64>().ok())
-                    .is_some_and(|b| b < boundary)
-            })
+            .filter(|(k, _)| bucket_of(k) < boundary)
             .map(|(k, ended)| (k, *ended))
             .collect();
         let open: Vec<&String> = before.iter().filter(|(_, e)| !e).map(|(k, _)| *k).collect();
