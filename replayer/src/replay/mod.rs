@@ -137,8 +137,15 @@ pub async fn run(
         }
         let recoverable = match &error {
             Error::Delivery(_) => true,
+            // A connection to MySQL lost mid-statement (a server restart):
+            // the checkpoint is the old one or the new one, and the next
+            // pass reads back what was published after it.
+            Error::Mysql { source, .. } => connection_lost(source),
             // Unreachable while it restarts: only once a pass has failed.
             Error::Broker(_) => first_failure.is_some(),
+            Error::MysqlConnect { source, .. } => {
+                first_failure.is_some() && connection_lost(source)
+            }
             _ => false,
         };
         let since = *first_failure.get_or_insert_with(Instant::now);
@@ -155,6 +162,15 @@ pub async fn run(
             _ = shutdown.changed() => {}
         }
     }
+}
+
+/// True for driver errors of the connection rather than of the statement
+/// (a server going away, no connection to be had in time).
+fn connection_lost(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+    )
 }
 
 /// One pass of [`run`]: from the checkpoint to the end or the first error.
