@@ -577,10 +577,7 @@ async fn restarts_during_a_long_rebuild_publish_no_partial_value_and_re_key_noth
         &went_down[..went_down.len().min(5)]
     );
     speed.assert_view_exact(&exact_buckets(&db).await);
-    let rekeyed = read_topic(&speed.topic("speed.retweets"))
-        .iter()
-        .filter(|r| r.value.get("retweet_id").is_some())
-        .count();
+    let rekeyed = rekeyed_retweets(&speed.brokers, &speed.topic("speed.retweets"));
     assert_eq!(
         rekeyed, retweets_published,
         "re-keyed retweets over three runs"
@@ -751,11 +748,9 @@ async fn shuffled_arrivals_bad_messages_and_late_events() {
     );
 }
 
-#[tokio::test]
-async fn retweets_seen_in_the_stream_count_exactly_with_two_instances() {
-    if !has_shared_data(&["twitter_api_v1_sample.jsonl"]) {
-        return;
-    }
+/// A database of its own loaded with the Twitter API v1.1 sample (it has
+/// retweets); callers check `has_shared_data` first.
+async fn v1_sample_db() -> TestDb {
     let db = TestDb::new().await;
     let jsonl = shared_data("twitter_api_v1_sample.jsonl");
     ok(tweetlambda(&[
@@ -764,6 +759,23 @@ async fn retweets_seen_in_the_stream_count_exactly_with_two_instances() {
         &db.url,
         jsonl.to_str().unwrap_or_default(),
     ]));
+    db
+}
+
+/// The re-keyed retweets in the retweets topic `topic` (markers left out).
+fn rekeyed_retweets(brokers: &str, topic: &str) -> usize {
+    read_topic_at(brokers, topic)
+        .iter()
+        .filter(|r| r.value.get("retweet_id").is_some())
+        .count()
+}
+
+#[tokio::test]
+async fn retweets_seen_in_the_stream_count_exactly_with_two_instances() {
+    if !has_shared_data(&["twitter_api_v1_sample.jsonl"]) {
+        return;
+    }
+    let db = v1_sample_db().await;
     let topics = TestTopics::new();
     topics.replay(&db, &[]);
     let (hashtags, tweets) = expected_finals(&db).await;
@@ -791,14 +803,7 @@ async fn a_restart_does_not_re_key_the_retweets_again() {
     if !has_shared_data(&["twitter_api_v1_sample.jsonl"]) {
         return;
     }
-    let db = TestDb::new().await;
-    let jsonl = shared_data("twitter_api_v1_sample.jsonl");
-    ok(tweetlambda(&[
-        "load",
-        "--mysql-url",
-        &db.url,
-        jsonl.to_str().unwrap_or_default(),
-    ]));
+    let db = v1_sample_db().await;
     let topics = TestTopics::new();
     topics.replay(&db, &[]);
     let (hashtags, tweets) = expected_finals(&db).await;
@@ -808,12 +813,7 @@ async fn a_restart_does_not_re_key_the_retweets_again() {
         .count();
     assert!(retweets_published > 100, "{retweets_published} retweets");
     let speed = Speed::new();
-    let rekeyed = || {
-        read_topic(&speed.topic("speed.retweets"))
-            .iter()
-            .filter(|r| r.value.get("retweet_id").is_some())
-            .count()
-    };
+    let rekeyed = || rekeyed_retweets(&speed.brokers, &speed.topic("speed.retweets"));
     for run in ["first run", "restart"] {
         let out = speed
             .start(&topics, &["--exit-when-idle"])
@@ -836,14 +836,7 @@ async fn retweets_removed_by_retention_are_re_keyed_again() {
     }
     let _heavy = HEAVY.lock().await;
     let mut broker = PrivateBroker::start();
-    let db = TestDb::new().await;
-    let jsonl = shared_data("twitter_api_v1_sample.jsonl");
-    ok(tweetlambda(&[
-        "load",
-        "--mysql-url",
-        &db.url,
-        jsonl.to_str().unwrap_or_default(),
-    ]));
+    let db = v1_sample_db().await;
     let topics = TestTopics::new();
     let mut replay = topics.replay_args_at(&db, &broker.brokers());
     replay.extend(["--partitions", "3"].map(String::from));
@@ -870,17 +863,11 @@ async fn retweets_removed_by_retention_are_re_keyed_again() {
         assert!(out.status.success(), "{name}: {out:?}");
     };
     run("first run");
-    let rekeyed = read_topic_at(&speed.brokers, &retweets)
-        .iter()
-        .filter(|r| r.value.get("retweet_id").is_some())
-        .count();
+    let rekeyed = rekeyed_retweets(&speed.brokers, &retweets);
     assert!(rekeyed > 100, "{rekeyed} retweets re-keyed");
     broker.stop();
     broker.start_again();
-    let left = read_topic_at(&speed.brokers, &retweets)
-        .iter()
-        .filter(|r| r.value.get("retweet_id").is_some())
-        .count();
+    let left = rekeyed_retweets(&speed.brokers, &retweets);
     assert_eq!(left, 0, "retention removed the re-keyed retweets");
     run("restart");
     speed.assert_exact(&hashtags, &tweets);
