@@ -10,6 +10,8 @@
 #    layer catching up on them, the peer (a Python Counter consumer) on the
 #    same hashtags topic, latency at 5,000 tweets/s, and under the same load
 #    the broker alone (one trip to a plain consumer, no speed layer).
+# 3. Latency and the broker alone again, through a fresh Tansu with SQLite
+#    storage (the demo's and the tests').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/steal.sh
@@ -51,7 +53,17 @@ figures=$("$VENV/bin/python" bench/speed_bench.py --tl "$TL" --brokers "$TWEETLA
 echo "$figures" >&2
 scripts/services.sh --profile bench down >&2
 
-python3 - "$engine_fast" "$engine_busy" "$figures" "$N" "$links" "$(steal_percent)" <<'PY'
+# Latency again through a fresh broker with SQLite storage, the storage of
+# the demo and test profiles.
+rm -rf "$TL_HOME/bench/tansu"
+TL_KAFKA_STORAGE=sqlite scripts/services.sh --profile bench up >&2
+sqlite_figures=$("$VENV/bin/python" bench/speed_bench.py --tl "$TL" --brokers "$TWEETLAMBDA_BROKERS" \
+  --tweets "$run.tweets" --hashtags "$run.hashtags" --expected-events "$((N + links))" --hashtag-messages "$links" \
+  --only latency broker)
+echo "$sqlite_figures" >&2
+scripts/services.sh --profile bench down >&2
+
+python3 - "$engine_fast" "$engine_busy" "$figures" "$N" "$links" "$(steal_percent)" "$sqlite_figures" <<'PY'
 import json, pathlib, re, subprocess, sys
 def kv(line):
     return dict(p.split("=", 1) for p in line.split()[1:])
@@ -66,6 +78,16 @@ STAGES = [
     ("commit", "queueing the offset commit"),
 ]
 fast, busy, f, n, links = kv(sys.argv[1]), kv(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+lite = json.loads(sys.argv[7])
+def trips(storage, g):
+    """The latency table's two lines for one broker storage."""
+    return "\n".join(
+        f"| {storage} | {what} | {g[k + '_rate_tweets_per_sec']:,} | {g[k + '_probes_seen']} of {g[k + '_probes']} "
+        f"| **{g[k + '_p50_ms']}** | **{g[k + '_p99_ms']}** | {g[k + '_max_ms']} | {g[k + '_acks_p50_ms']} | {g[k + '_acks_p99_ms']} |"
+        for k, what in [("latency", "the speed layer: input to its realtime-view record (two trips)"),
+                        ("broker", "the broker alone: input to a plain consumer (one trip)")])
+def stage(g, name, q):
+    return g["latency_stages_ms"].get(name, {}).get(q, "–")
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 date = subprocess.run(["date", "-u", "+%Y-%m-%d"], capture_output=True, text=True).stdout.strip()
 speedup = f["catchup_events_per_sec"] / max(f["peer_messages_per_sec"], 1)
@@ -89,17 +111,18 @@ text = f"""Measured {date} on {cores} cores by `bench/speed.sh {n}` (CPU steal b
 Speed layer / ceiling, messages per second: **{f['catchup_events_per_sec'] / max(f['raw_messages_per_sec'], 1):.2f}** (target ≥ 0.9); speed layer / peer: **{speedup:.1f}×** (the speed layer reads both topics and publishes its outputs; the peer only counts).
 Peak RSS of the speed layer in that run (VmHWM): {f['speed_peak_rss_mib']} MiB, holding the buckets of the 1-hour window plus the allowed lateness; the event time of the data spans {n / 500 / 60:.0f} minutes.
 
-**Latency at {f['latency_rate_tweets_per_sec']:,} tweets/s** (2 hashtags each, event time = now, `--emit-interval 50ms`): from the produce call of a probe tweet to the arrival of the first output that includes it (its realtime-view record), {f['latency_probes_seen']} of {f['latency_probes']} probes: p50 **{f['latency_p50_ms']} ms**, p99 **{f['latency_p99_ms']} ms**, max {f['latency_max_ms']} ms.
+**Latency at 5,000 tweets/s** (2 hashtags each, event time = now; the speed layer with `--emit-interval 50ms`), through Tansu 0.6.0 with each storage (memory: the broker of the catch-up above, holding its topics; SQLite: a fresh broker): from the produce call of a probe tweet to the arrival of the first output that includes it, its realtime-view record; the broker alone, with no speed layer, under the same producer loop: from the produce call to the arrival of the probe itself at a plain consumer with the same settings (`fetch.wait.max.ms` 5, each message timed as soon as it is polled). A probe every 20 ms, for 30 s. Producer acknowledgements: every 50th tweet, from its produce call.
 
-The producer's acknowledgements in that run (every 50th tweet, from its produce call): p50 {f['latency_acks_p50_ms']} ms, p99 {f['latency_acks_p99_ms']} ms.
+| storage | what | tweets/s | probes seen | p50 ms | p99 ms | max ms | acks p50 ms | acks p99 ms |
+|---|---|---:|---:|---:|---:|---:|---:|---:|
+{trips("memory (after the catch-up above)", f)}
+{trips("SQLite", lite)}
 
-**The broker alone under the same load** (no speed layer; the same producer loop at {f['broker_rate_tweets_per_sec']:,} tweets/s, a plain consumer with the latency reader's settings reading the tweets topic): one trip from a probe's produce call to its arrival, {f['broker_probes_seen']} of {f['broker_probes']} probes: p50 **{f['broker_p50_ms']} ms**, p99 **{f['broker_p99_ms']} ms**, max {f['broker_max_ms']} ms; the producer's acknowledgements p50 {f['broker_acks_p50_ms']} ms, p99 {f['broker_acks_p99_ms']} ms. The speed layer's latency includes two such trips (its input and its output).
+Where the time goes, as the speed layer timed each stage of its loop in those runs (its `speed_stage_*_seconds` metrics; per message for input, per tick for the rest; the output's trip to the reader is the remainder):
 
-Where the time goes, as the speed layer timed each stage of its loop in that run (its `speed_stage_*_seconds` metrics; per message for input, per tick for the rest; the output's trip to the reader is the remainder):
-
-| stage | p50 ms | p99 ms |
-|---|---:|---:|
-""" + "\n".join(f"| {name}: {what} | {f['latency_stages_ms'].get(name, {}).get('p50', '–')} | {f['latency_stages_ms'].get(name, {}).get('p99', '–')} |" for name, what in STAGES)
+| stage | memory p50 ms | memory p99 ms | SQLite p50 ms | SQLite p99 ms |
+|---|---:|---:|---:|---:|
+""" + "\n".join(f"| {name}: {what} | {stage(f, name, 'p50')} | {stage(f, name, 'p99')} | {stage(lite, name, 'p50')} | {stage(lite, name, 'p99')} |" for name, what in STAGES)
 path = pathlib.Path("BENCHMARKS.md")
 doc = path.read_text()
 block = "<!-- speed:start -->\n" + text + "\n<!-- speed:end -->"
