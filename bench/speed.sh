@@ -86,6 +86,12 @@ def trips(storage, g):
         f"| **{g[k + '_p50_ms']}** | **{g[k + '_p99_ms']}** | {g[k + '_max_ms']} | {g[k + '_acks_p50_ms']} | {g[k + '_acks_p99_ms']} |"
         for k, what in [("latency", "the speed layer: input to its realtime-view record (two trips)"),
                         ("broker", "the broker alone: input to a plain consumer (one trip)")])
+def written(storage, g):
+    r = g["latency_records"]
+    inputs = r.get("tweets", 0) + r.get("hashtags", 0)
+    outputs = {k: v for k, v in sorted(r.items()) if k not in ("tweets", "hashtags")}
+    return (f"{storage}: the load {inputs:,} (tweets and hashtags), the speed layer {sum(outputs.values()):,} "
+            f"({', '.join(f'`{k}` {v:,}' for k, v in outputs.items())})")
 def stage(g, name, q):
     return g["latency_stages_ms"].get(name, {}).get(q, "–")
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
@@ -117,6 +123,8 @@ Peak RSS of the speed layer in that run (VmHWM): {f['speed_peak_rss_mib']} MiB, 
 |---|---|---:|---:|---:|---:|---:|---:|---:|
 {trips("memory (after the catch-up above)", f)}
 {trips("SQLite", lite)}
+
+Records written in each latency run (high minus low watermark of each topic after it): {written("memory", f)}; {written("SQLite", lite)}.
 
 Where the time goes, as the speed layer timed each stage of its loop in those runs (its `speed_stage_*_seconds` metrics; per message for input, per tick for the rest; the output's trip to the reader is the remainder):
 

@@ -14,7 +14,8 @@ passes their names. Prints one JSON object of figures on stdout.
            time; every 20 ms a probe tweet carries a hashtag of its own. The
            latency of a probe is the time from its produce call to the arrival
            of the realtime-view record of its hashtag, i.e. the first output
-           of the speed layer that includes it.
+           of the speed layer that includes it. Afterwards, the records of
+           each of the run's topics: what the load and the speed layer wrote.
   broker   The floor under that figure: the same load produced the same way,
            with no speed layer; a plain consumer (confluent-kafka, the
            latency reader's settings) of the tweets topic reports each
@@ -268,6 +269,20 @@ def probe_load(a, brokers, tweets, hashtags, read, topic):
     return lat, len(sent), acks, achieved
 
 
+def records(brokers, prefix):
+    """Records held by each topic whose name starts with `prefix` (high
+    minus low watermark, summed over its partitions)."""
+    c = Consumer({"bootstrap.servers": brokers, "group.id": "count" + uuid.uuid4().hex[:8]})
+    counts = {}
+    for name, topic in c.list_topics(timeout=10).topics.items():
+        if name.startswith(prefix):
+            counts[name[len(prefix):]] = sum(
+                high - low for low, high in
+                (c.get_watermark_offsets(TopicPartition(name, p), timeout=10) for p in topic.partitions))
+    c.close()
+    return counts
+
+
 def latency(a):
     prefix = f"lat{uuid.uuid4().hex[:8]}."
     tweets, hashtags = prefix + "tweets", prefix + "hashtags"
@@ -288,9 +303,11 @@ def latency(a):
             stages.setdefault(m.group(1), {})["p50" if m.group(2) == "0.5" else "p99"] = round(float(m.group(3)) * 1000, 2)
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=60)
+    # What the load and the speed layer wrote to the broker in that run.
+    written = records(a.brokers, prefix)
     p50, p99, worst = quantiles(lat)
     a50, a99, _ = quantiles(acks)
-    return {"latency_rate_tweets_per_sec": int(achieved), "latency_probes": sent, "latency_probes_seen": len(lat),
+    return {"latency_records": written, "latency_rate_tweets_per_sec": int(achieved), "latency_probes": sent, "latency_probes_seen": len(lat),
             "latency_p50_ms": p50, "latency_p99_ms": p99, "latency_max_ms": worst,
             "latency_acks_p50_ms": a50, "latency_acks_p99_ms": a99, "latency_stages_ms": stages}
 
