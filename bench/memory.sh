@@ -105,7 +105,7 @@ WHAT = [
     ("archive", "`archive --once` (into the master dataset)", "one batch of `--batch-rows` rows (100,000) per partition"),
     ("batch", "`batch --complete` (views of the whole master dataset)", "the largest date"),
     ("index", "`index --once` (into noida-db)", "bulk requests in flight (2 × 1,000 documents or 5 MiB)"),
-    ("serve", "`serve`, loaded (batch views and the realtime view read to its end)", "the batch version's rows, and the realtime buckets from B on"),
+    ("serve", "`serve`, loaded (batch views and the realtime view read to its end)", "the batch version's rows, the realtime buckets from B on, and the keys before B until their tombstones are out"),
 ]
 head = "| process | bound (README, \"Memory\") | " + " | ".join(f"{n:,} tweets ({n / rate / 3600:.1f} h)" for n in sizes) + " | growth |"
 lines = [head, "|---|---|" + "---:|" * len(sizes) + "---:|"]
