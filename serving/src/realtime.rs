@@ -533,7 +533,7 @@ fn publish_tombstones(
     let mut v = view
         .write()
         .map_err(|_| "the view lock is poisoned".to_string())?;
-    let (total, mut refused) = (keys.len(), 0);
+    let (total, mut refused, mut acknowledged) = (keys.len(), 0, 0u64);
     for (i, key) in keys.into_iter().enumerate() {
         if i >= queued {
             v.tombstone_failed(key);
@@ -548,12 +548,13 @@ fn publish_tombstones(
                 let partition = tweetlambda_kafka::partition_for_key(key.as_bytes(), partitions);
                 own.acknowledged(key, partition);
                 v.tombstones_sent += 1;
-                metrics::counter!("serving_view_tombstones_total").increment(1);
+                acknowledged += 1;
             }
             Some(false) => v.tombstone_failed(key),
             Some(true) => refused += 1,
         }
     }
+    metrics::counter!("serving_view_tombstones_total").increment(acknowledged);
     if refused > 0 {
         tracing::error!(
             refused,

@@ -14,7 +14,7 @@
 //! has as many partitions) belong to the same instance: each instance owns
 //! disjoint tweets and disjoint hashtags.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -432,23 +432,23 @@ fn already_rekeyed(
     consumer: &BaseConsumer<SpeedContext>,
 ) -> HashMap<i32, i64> {
     let t = &config.topics;
-    match retweets_removed(consumer, &t.retweets) {
-        Ok(None) => {}
-        Ok(Some(partition)) => {
-            tracing::warn!(
-                partition,
-                "records of {} were removed (retention): every retweet is re-keyed again",
-                t.retweets
-            );
-            return HashMap::new();
-        }
+    let watermarks = match watermarks_of(consumer, &t.retweets) {
+        Ok(w) => w,
         Err(e) => {
             tracing::warn!(
-                "cannot read the start of {}: {e}; every retweet is re-keyed again",
+                "cannot read the watermarks of {}: {e}; every retweet is re-keyed again",
                 t.retweets
             );
             return HashMap::new();
         }
+    };
+    if let Some((partition, _)) = watermarks.iter().find(|(_, (low, _))| *low > 0) {
+        tracing::warn!(
+            partition,
+            "records of {} were removed (retention): every retweet is re-keyed again",
+            t.retweets
+        );
+        return HashMap::new();
     }
     let committed = match consumer.committed(Duration::from_secs(10)) {
         Ok(tpl) => tpl,
@@ -473,10 +473,10 @@ fn already_rekeyed(
         else {
             continue;
         };
-        let end = consumer
-            .fetch_watermarks(&t.retweets, p, Duration::from_secs(10))
-            .map(|(_, high)| high);
-        if end.is_ok_and(|high| retweets <= high) {
+        if watermarks
+            .get(&p)
+            .is_some_and(|(_, high)| retweets <= *high)
+        {
             before.insert(p, tweets);
         }
     }
@@ -490,25 +490,23 @@ fn already_rekeyed(
     before
 }
 
-/// The first partition of `topic` whose oldest record is after offset 0
-/// (records were removed from it), if any.
-fn retweets_removed<C: ConsumerContext>(
+/// The low and high watermarks of each partition of `topic`.
+fn watermarks_of<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     topic: &str,
-) -> Result<Option<i32>, rdkafka::error::KafkaError> {
+) -> Result<BTreeMap<i32, (i64, i64)>, rdkafka::error::KafkaError> {
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    for p in metadata
+    metadata
         .topics()
         .iter()
         .filter(|m| m.name() == topic)
         .flat_map(|m| m.partitions())
-    {
-        let (low, _) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
-        if low > 0 {
-            return Ok(Some(p.id()));
-        }
-    }
-    Ok(None)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .map(|w| (p.id(), w))
+        })
+        .collect()
 }
 
 /// Pauses the input partitions that run more than the largest window ahead
