@@ -258,15 +258,15 @@ fn consume_loop(
     let mut markers = Markers {
         retweets_partitions,
         sent: HashMap::new(),
+        acknowledged: HashMap::new(),
         resend: Vec::new(),
     };
     let counters = Counters::new();
     let mut summary = SpeedSummary::default();
     let mut generation = 0;
     let mut positions: HashMap<Source, i64> = HashMap::new();
-    // Per tweets partition: the retweets re-keyed before this offset are
-    // already in the retweets topic (the group committed past them).
-    let mut rekeyed_before: HashMap<i32, i64> = HashMap::new();
+    // What the retweets topic holds already (see `Rebuild`).
+    let mut rebuild = Rebuild::default();
     let mut next_tick = Instant::now() + config.emit_interval;
     // When the oldest message applied since the last tick was read, and
     // the time spent applying messages since then.
@@ -294,7 +294,7 @@ fn consume_loop(
                 &mut summary,
                 Commit {
                     mode: CommitMode::Async,
-                    tweets_at_least: &rekeyed_before,
+                    tweets_at_least: &rebuild.rekeyed_before,
                 },
             )?;
             pace(config, &consumer, &engine, &mut paused);
@@ -324,7 +324,7 @@ fn consume_loop(
             positions.clear();
             markers.sent.clear();
             engine.assign(&assigned_sources(config, &consumer), Instant::now());
-            rekeyed_before = already_rekeyed(config, &consumer);
+            rebuild = Rebuild::at_assignment(config, &consumer);
         }
         match message {
             Some(Ok(m)) => {
@@ -342,7 +342,7 @@ fn consume_loop(
                     &mut engine,
                     &producer,
                     &m,
-                    &rekeyed_before,
+                    &rebuild,
                     &mut summary,
                 )?;
                 applying += started.elapsed();
@@ -364,12 +364,12 @@ fn consume_loop(
             &mut summary,
             Commit {
                 mode: CommitMode::Async,
-                tweets_at_least: &rekeyed_before,
+                tweets_at_least: &rebuild.rekeyed_before,
             },
         )?;
     }
     // The last commit waits for the coordinator's answer, so that a restart
-    // knows every retweet re-keyed so far (see `already_rekeyed`).
+    // knows every retweet re-keyed so far (see `Rebuild::at_assignment`).
     flush(
         config,
         &clients,
@@ -379,7 +379,7 @@ fn consume_loop(
         &mut summary,
         Commit {
             mode: CommitMode::Sync,
-            tweets_at_least: &rekeyed_before,
+            tweets_at_least: &rebuild.rekeyed_before,
         },
     )?;
     Ok(summary)
@@ -415,79 +415,112 @@ fn assigned_sources(config: &SpeedConfig, consumer: &BaseConsumer<SpeedContext>)
     }
 }
 
-/// Per assigned tweets partition, the offset before which its retweets were
-/// re-keyed already: the group's committed offset (a commit follows the
-/// acknowledgement of what the tick produced). A rebuild re-reads the
-/// tweets but does not send those retweets again (every restart used to
-/// add a copy of each to the retweets topic). Trusted only where the group
-/// also committed an offset of the co-partitioned retweets partition that
-/// the topic still reaches: a retweets topic that is new to the group (a
-/// new `--topic-prefix`) or was re-created gets every retweet again. Not
-/// trusted at all once any retweets partition starts after offset 0: the
-/// retweets of any tweets partition land in every retweets partition, and
-/// records removed there (retention) would be missing from the rebuild; the
-/// copies sent again are deduplicated.
-fn already_rekeyed(
-    config: &SpeedConfig,
-    consumer: &BaseConsumer<SpeedContext>,
-) -> HashMap<i32, i64> {
-    let t = &config.topics;
-    let watermarks = match watermarks_of(consumer, &t.retweets) {
-        Ok(w) => w,
-        Err(e) => {
+/// What an assignment's rebuild finds in the retweets topic, read when the
+/// partitions are assigned (before this instance sends anything there).
+#[derive(Debug, Default)]
+struct Rebuild {
+    /// Per tweets partition, the offset before which its retweets were
+    /// re-keyed already: those are not sent again.
+    rekeyed_before: HashMap<i32, i64>,
+    /// Per retweets partition, the offset below which its markers are
+    /// outdated and ignored: set when records were removed from the topic.
+    /// A marker vouches for the retweets before it; once those may be gone
+    /// and are re-keyed again (after it), it would move the partition's
+    /// clock past retweets still on their way, and close their windows
+    /// without them.
+    markers_from: HashMap<i32, i64>,
+}
+
+impl Rebuild {
+    /// Per assigned tweets partition, the offset before which its retweets
+    /// were re-keyed already: the group's committed offset (a commit follows
+    /// the acknowledgement of what the tick produced). A rebuild re-reads the
+    /// tweets but does not send those retweets again (every restart used to
+    /// add a copy of each to the retweets topic). Trusted only where the
+    /// group also committed an offset of the co-partitioned retweets
+    /// partition that the topic still reaches: a retweets topic that is new
+    /// to the group (a new `--topic-prefix`) or was re-created gets every
+    /// retweet again. Not trusted at all once any retweets partition starts
+    /// after offset 0: the retweets of any tweets partition land in every
+    /// retweets partition, and records removed there (retention) would be
+    /// missing from the rebuild; the copies sent again are deduplicated, and
+    /// the markers already there are outdated (see `markers_from`).
+    fn at_assignment(config: &SpeedConfig, consumer: &BaseConsumer<SpeedContext>) -> Rebuild {
+        let t = &config.topics;
+        let watermarks = match watermarks_of(consumer, &t.retweets) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot read the watermarks of {}: {e}; every retweet is re-keyed again",
+                    t.retweets
+                );
+                return Rebuild::default();
+            }
+        };
+        if let Some((partition, _)) = watermarks.iter().find(|(_, (low, _))| *low > 0) {
             tracing::warn!(
-                "cannot read the watermarks of {}: {e}; every retweet is re-keyed again",
+                partition,
+                "records of {} were removed (retention): every retweet is re-keyed again, and the markers already there are ignored",
                 t.retweets
             );
-            return HashMap::new();
+            return Rebuild {
+                rekeyed_before: HashMap::new(),
+                markers_from: watermarks
+                    .iter()
+                    .map(|(p, (_, high))| (*p, *high))
+                    .collect(),
+            };
         }
-    };
-    if let Some((partition, _)) = watermarks.iter().find(|(_, (low, _))| *low > 0) {
-        tracing::warn!(
-            partition,
-            "records of {} were removed (retention): every retweet is re-keyed again",
-            t.retweets
-        );
-        return HashMap::new();
-    }
-    let committed = match consumer.committed(Duration::from_secs(10)) {
-        Ok(tpl) => tpl,
-        Err(e) => {
-            tracing::warn!(
-                "cannot read the committed offsets (every retweet is re-keyed again): {e}"
-            );
-            return HashMap::new();
-        }
-    };
-    let offset_of = |topic: &str, partition: i32| match committed
-        .find_partition(topic, partition)
-        .map(|e| e.offset())
-    {
-        Some(Offset::Offset(n)) if n > 0 => Some(n),
-        _ => None,
-    };
-    let mut before = HashMap::new();
-    for e in committed.elements_for_topic(&t.tweets) {
-        let p = e.partition();
-        let (Some(tweets), Some(retweets)) = (offset_of(&t.tweets, p), offset_of(&t.retweets, p))
-        else {
-            continue;
+        let committed = match consumer.committed(Duration::from_secs(10)) {
+            Ok(tpl) => tpl,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot read the committed offsets (every retweet is re-keyed again): {e}"
+                );
+                return Rebuild::default();
+            }
         };
-        if watermarks
-            .get(&p)
-            .is_some_and(|(_, high)| retweets <= *high)
+        let offset_of = |topic: &str, partition: i32| match committed
+            .find_partition(topic, partition)
+            .map(|e| e.offset())
         {
-            before.insert(p, tweets);
+            Some(Offset::Offset(n)) if n > 0 => Some(n),
+            _ => None,
+        };
+        let mut before = HashMap::new();
+        for e in committed.elements_for_topic(&t.tweets) {
+            let p = e.partition();
+            let (Some(tweets), Some(retweets)) =
+                (offset_of(&t.tweets, p), offset_of(&t.retweets, p))
+            else {
+                continue;
+            };
+            if watermarks
+                .get(&p)
+                .is_some_and(|(_, high)| retweets <= *high)
+            {
+                before.insert(p, tweets);
+            }
+        }
+        if !before.is_empty() {
+            tracing::info!(
+                partitions = ?before,
+                "retweets re-keyed before the committed offsets of these tweets partitions are in {} already: not sent again",
+                t.retweets
+            );
+        }
+        Rebuild {
+            rekeyed_before: before,
+            markers_from: HashMap::new(),
         }
     }
-    if !before.is_empty() {
-        tracing::info!(
-            partitions = ?before,
-            "retweets re-keyed before the committed offsets of these tweets partitions are in {} already: not sent again",
-            t.retweets
-        );
+
+    /// A marker at `offset` of retweets partition `partition` is outdated.
+    fn outdated_marker(&self, partition: i32, offset: i64) -> bool {
+        self.markers_from
+            .get(&partition)
+            .is_some_and(|from| offset < *from)
     }
-    before
 }
 
 /// The low and high watermarks of each partition of `topic`.
@@ -556,12 +589,15 @@ fn pace<C: ConsumerContext>(
 }
 
 /// Marks which partitions have been read to their end (from the high
-/// watermarks of the latest fetch responses; no broker round trip).
+/// watermarks of the latest fetch responses, and for the retweets
+/// partitions what this instance got acknowledged there; no broker round
+/// trip).
 fn update_ends(
     config: &SpeedConfig,
     engine: &mut Engine,
     highs: &HighWatermarks,
     positions: &HashMap<Source, i64>,
+    acknowledged: &HashMap<i32, i64>,
 ) {
     let Ok(mut view) = highs.lock() else { return };
     // Statistics that no longer show every broker connected: the ends
@@ -583,10 +619,16 @@ fn update_ends(
         return;
     }
     for (input, partition) in engine.sources() {
-        let high = view
+        let mut high = view
             .highs
             .get(&(topic_of(config, input).to_string(), partition))
             .copied();
+        // This instance's own re-keyed retweets and markers, acknowledged
+        // at the barrier, are in the partition even if the statistics do not
+        // show them yet: the input has not ended before they are read.
+        if let (Input::Retweets, Some(own)) = (input, acknowledged.get(&partition)) {
+            high = Some(high.map_or(*own, |h| h.max(*own)));
+        }
         let position = positions.get(&(input, partition)).copied().unwrap_or(0);
         engine.set_at_end((input, partition), high.is_some_and(|h| position >= h));
         engine.note_position((input, partition), position, high);
@@ -668,7 +710,7 @@ fn handle(
     engine: &mut Engine,
     producer: &Producer,
     m: &BorrowedMessage<'_>,
-    rekeyed_before: &HashMap<i32, i64>,
+    rebuild: &Rebuild,
     summary: &mut SpeedSummary,
 ) -> Result<()> {
     let t = &config.topics;
@@ -693,7 +735,8 @@ fn handle(
         }) {
             Ok(tweet) => {
                 let t_ms = tweet.created_at.timestamp_millis();
-                let rekeyed = rekeyed_before
+                let rekeyed = rebuild
+                    .rekeyed_before
                     .get(&m.partition())
                     .is_some_and(|before| m.offset() < *before);
                 if let (Some(original), false) = (&tweet.message.retweet_of, rekeyed) {
@@ -748,6 +791,9 @@ fn handle(
             Ok(r)
         }) {
             Ok(RetweetsMessage::Markers(markers)) => {
+                if rebuild.outdated_marker(m.partition(), m.offset()) {
+                    return Ok(());
+                }
                 for marker in markers {
                     engine.apply_marker(m.partition(), marker.marker, marker.time_ms, now);
                 }
@@ -906,8 +952,27 @@ fn keep_for_resend(
 struct Markers {
     retweets_partitions: i32,
     sent: HashMap<i32, Option<i64>>,
+    /// Per retweets partition, the offset after the last message this
+    /// instance sent there that the broker acknowledged: the partition is
+    /// not read to its end before that, whatever the statistics (up to an
+    /// interval old) say.
+    acknowledged: HashMap<i32, i64>,
     /// Messages whose delivery failed, with when it first failed.
     resend: Vec<(kafka::producer::FailedMessage, Instant)>,
+}
+
+impl Markers {
+    /// Takes the retweets partitions' offsets from a barrier's `acknowledged`
+    /// offsets (those of every partition the producer wrote).
+    fn note_acknowledged(&mut self, retweets_topic: &str, acknowledged: &kafka::Offsets) {
+        for (key, next) in acknowledged {
+            if let Some((topic, partition)) = kafka::split_key(key) {
+                if topic == retweets_topic {
+                    self.acknowledged.insert(partition, *next);
+                }
+            }
+        }
+    }
 }
 
 /// Sends the progress of the tweets partitions this instance reads to
@@ -963,7 +1028,7 @@ struct Commit<'a> {
     /// Per tweets partition, the lowest offset to commit: a rebuild's
     /// position is behind the offset below which the retweets were re-keyed
     /// already, and committing it would make a crash during the rebuild
-    /// re-key those retweets again (see `already_rekeyed`).
+    /// re-key those retweets again (see `Rebuild::at_assignment`).
     tweets_at_least: &'a HashMap<i32, i64>,
 }
 
@@ -985,7 +1050,6 @@ fn flush(
     // produce (queueing them), flush (until the broker acknowledged them),
     // commit (queueing the offset commit).
     let started = Instant::now();
-    update_ends(config, engine, highs, positions);
     let t = &config.topics;
     // The topic of latest values per key (the view): a failed value is not
     // sent again once a newer value of its key was queued after it. (The
@@ -1006,7 +1070,13 @@ fn flush(
         }
     }
     let mut delivered = true;
-    if producer.flush_blocking().is_err() {
+    let barrier = producer.flush_blocking();
+    if let Ok(acknowledged) = &barrier {
+        markers.note_acknowledged(&t.retweets, acknowledged);
+    }
+    // After the barrier: what it acknowledged in the retweets topic counts.
+    update_ends(config, engine, highs, positions, &markers.acknowledged);
+    if barrier.is_err() {
         delivered = false;
         keep_for_resend(
             producer,
@@ -1017,7 +1087,7 @@ fn flush(
             summary,
         );
     } else {
-        send_markers(&config.topics.retweets, engine, producer, markers)?;
+        send_markers(&t.retweets, engine, producer, markers)?;
     }
     histogram!("speed_stage_markers_seconds").record(started.elapsed().as_secs_f64());
     let started = Instant::now();
@@ -1150,6 +1220,7 @@ mod tests {
         let mut markers = Markers {
             retweets_partitions: 1,
             sent: HashMap::new(),
+            acknowledged: HashMap::new(),
             resend: Vec::new(),
         };
         let mut summary = SpeedSummary::default();
@@ -1214,6 +1285,7 @@ mod tests {
         let mut markers = Markers {
             retweets_partitions: 4,
             sent: HashMap::new(),
+            acknowledged: HashMap::new(),
             resend: Vec::new(),
         };
         let per_partition = |offsets: &tweetlambda_kafka::Offsets| -> Vec<i64> {
