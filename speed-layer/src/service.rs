@@ -209,8 +209,9 @@ fn consume_loop(
         .find(|(k, _)| k == "statistics.interval.ms")
         .and_then(|(_, v)| v.parse::<u64>().ok())
         .unwrap_or(STATISTICS_INTERVAL_MS);
+    let stale_after = Duration::from_millis(interval.saturating_mul(4).max(2_000));
     let high_watermarks = Arc::new(Mutex::new(BrokerView {
-        stale_after: Duration::from_millis(interval.saturating_mul(4).max(2_000)),
+        stale_after,
         ..BrokerView::default()
     }));
     let mut client = config.kafka.client_config();
@@ -255,12 +256,7 @@ fn consume_loop(
         consumer: &consumer,
         highs: &high_watermarks,
     };
-    let mut markers = Markers {
-        retweets_partitions,
-        sent: HashMap::new(),
-        acknowledged: HashMap::new(),
-        resend: Vec::new(),
-    };
+    let mut markers = Markers::new(retweets_partitions, config.idle_timeout, stale_after);
     let counters = Counters::new();
     let mut summary = SpeedSummary::default();
     let mut generation = 0;
@@ -416,7 +412,7 @@ fn assigned_sources(config: &SpeedConfig, consumer: &BaseConsumer<SpeedContext>)
 }
 
 /// What an assignment's rebuild finds in the retweets topic, read when the
-/// partitions are assigned (before this instance sends anything there).
+/// partitions are assigned.
 #[derive(Debug, Default)]
 struct Rebuild {
     /// Per tweets partition, the offset before which its retweets were
@@ -427,7 +423,9 @@ struct Rebuild {
     /// A marker vouches for the retweets before it; once those may be gone
     /// and are re-keyed again (after it), it would move the partition's
     /// clock past retweets still on their way, and close their windows
-    /// without them.
+    /// without them. The clock comes from the markers sent after them
+    /// (every instance sends all of its markers again within the idle
+    /// timeout, see `Markers::all_every`).
     markers_from: HashMap<i32, i64>,
 }
 
@@ -589,15 +587,13 @@ fn pace<C: ConsumerContext>(
 }
 
 /// Marks which partitions have been read to their end (from the high
-/// watermarks of the latest fetch responses, and for the retweets
-/// partitions what this instance got acknowledged there; no broker round
-/// trip).
+/// watermarks of the latest fetch responses; no broker round trip; see also
+/// [`Markers::hold_retweets_ends`]).
 fn update_ends(
     config: &SpeedConfig,
     engine: &mut Engine,
     highs: &HighWatermarks,
     positions: &HashMap<Source, i64>,
-    acknowledged: &HashMap<i32, i64>,
 ) {
     let Ok(mut view) = highs.lock() else { return };
     // Statistics that no longer show every broker connected: the ends
@@ -619,16 +615,10 @@ fn update_ends(
         return;
     }
     for (input, partition) in engine.sources() {
-        let mut high = view
+        let high = view
             .highs
             .get(&(topic_of(config, input).to_string(), partition))
             .copied();
-        // This instance's own re-keyed retweets and markers, acknowledged
-        // at the barrier, are in the partition even if the statistics do not
-        // show them yet: the input has not ended before they are read.
-        if let (Input::Retweets, Some(own)) = (input, acknowledged.get(&partition)) {
-            high = Some(high.map_or(*own, |h| h.max(*own)));
-        }
         let position = positions.get(&(input, partition)).copied().unwrap_or(0);
         engine.set_at_end((input, partition), high.is_some_and(|h| position >= h));
         engine.note_position((input, partition), position, high);
@@ -952,24 +942,79 @@ fn keep_for_resend(
 struct Markers {
     retweets_partitions: i32,
     sent: HashMap<i32, Option<i64>>,
+    /// When every marker was last sent, changed or not, and how often that
+    /// is done (the idle timeout): an instance whose rebuild ignored the
+    /// markers already there (see `Rebuild::markers_from`) gets those of
+    /// the partitions that no longer move within that time.
+    all_sent_at: Option<Instant>,
+    all_every: Duration,
     /// Per retweets partition, the offset after the last message this
-    /// instance sent there that the broker acknowledged: the partition is
-    /// not read to its end before that, whatever the statistics (up to an
-    /// interval old) say.
-    acknowledged: HashMap<i32, i64>,
+    /// process sent there that the broker acknowledged, and when that was
+    /// noted.
+    acknowledged: HashMap<i32, (i64, Instant)>,
+    /// How long an acknowledged offset is held against the partition's end
+    /// in the statistics (see `hold_retweets_ends`).
+    hold_for: Duration,
     /// Messages whose delivery failed, with when it first failed.
     resend: Vec<(kafka::producer::FailedMessage, Instant)>,
 }
 
 impl Markers {
-    /// Takes the retweets partitions' offsets from a barrier's `acknowledged`
-    /// offsets (those of every partition the producer wrote).
-    fn note_acknowledged(&mut self, retweets_topic: &str, acknowledged: &kafka::Offsets) {
-        for (key, next) in acknowledged {
-            if let Some((topic, partition)) = kafka::split_key(key) {
-                if topic == retweets_topic {
-                    self.acknowledged.insert(partition, *next);
-                }
+    fn new(retweets_partitions: i32, all_every: Duration, hold_for: Duration) -> Markers {
+        Markers {
+            retweets_partitions,
+            sent: HashMap::new(),
+            all_sent_at: None,
+            all_every,
+            acknowledged: HashMap::new(),
+            hold_for,
+            resend: Vec::new(),
+        }
+    }
+
+    /// Takes the retweets partitions' offsets from a flush's acknowledged
+    /// offsets (the producer's, of every partition it wrote; they only grow).
+    fn note_acknowledged(&mut self, retweets_topic: &str, offsets: &kafka::Offsets, now: Instant) {
+        for (key, next) in offsets {
+            let Some((topic, partition)) = kafka::split_key(key) else {
+                continue;
+            };
+            if topic == retweets_topic
+                && self
+                    .acknowledged
+                    .get(&partition)
+                    .is_none_or(|(known, _)| next > known)
+            {
+                self.acknowledged.insert(partition, (*next, now));
+            }
+        }
+    }
+
+    /// After the barrier: a retweets partition is not read to its end when
+    /// the barrier failed (re-keyed retweets of this instance wait to be
+    /// sent again), nor before the messages the broker acknowledged there
+    /// recently have been read (the statistics' end offsets lag behind them: a window closed
+    /// on them, and `--exit-when-idle` exited, with those retweets unread).
+    /// An acknowledged offset is held for `hold_for` only, the time the
+    /// statistics take to show it, so that a topic re-created or a broker
+    /// that lost its data cannot hold the end for good.
+    fn hold_retweets_ends(
+        &self,
+        engine: &mut Engine,
+        positions: &HashMap<Source, i64>,
+        barrier_delivered: bool,
+    ) {
+        for (input, partition) in engine.sources() {
+            if input != Input::Retweets {
+                continue;
+            }
+            let position = positions.get(&(input, partition)).copied().unwrap_or(0);
+            let unread = self
+                .acknowledged
+                .get(&partition)
+                .is_some_and(|(next, at)| position < *next && at.elapsed() < self.hold_for);
+            if !barrier_delivered || unread {
+                engine.set_at_end((input, partition), false);
             }
         }
     }
@@ -977,8 +1022,9 @@ impl Markers {
 
 /// Sends the progress of the tweets partitions this instance reads to
 /// every retweets partition, after the retweets it re-keyed (same producer,
-/// so they stay in order). Only changes are sent, all of a tick's in one
-/// [`Markers`] message per retweets partition.
+/// so they stay in order). Only changes are sent (and every marker once per
+/// `all_every`), all of a tick's in one [`Markers`] message per retweets
+/// partition.
 fn send_markers(
     retweets_topic: &str,
     engine: &Engine,
@@ -986,17 +1032,24 @@ fn send_markers(
     markers: &mut Markers,
 ) -> Result<()> {
     let now_ms = chrono::Utc::now().timestamp_millis();
+    let now = Instant::now();
+    let all = markers
+        .all_sent_at
+        .is_none_or(|at| now.duration_since(at) >= markers.all_every);
     let mut changed = Vec::new();
     for (input, p) in engine.sources() {
         if input != Input::Tweets {
             continue;
         }
-        let Some(time_ms) = engine.tweets_marker(p, Instant::now()) else {
+        let Some(time_ms) = engine.tweets_marker(p, now) else {
             continue;
         };
-        if markers.sent.get(&p) != Some(&time_ms) {
+        if all || markers.sent.get(&p) != Some(&time_ms) {
             changed.push(Marker { marker: p, time_ms });
         }
+    }
+    if all {
+        markers.all_sent_at = Some(now);
     }
     if changed.is_empty() {
         return Ok(());
@@ -1050,6 +1103,7 @@ fn flush(
     // produce (queueing them), flush (until the broker acknowledged them),
     // commit (queueing the offset commit).
     let started = Instant::now();
+    update_ends(config, engine, highs, positions);
     let t = &config.topics;
     // The topic of latest values per key (the view): a failed value is not
     // sent again once a newer value of its key was queued after it. (The
@@ -1072,10 +1126,9 @@ fn flush(
     let mut delivered = true;
     let barrier = producer.flush_blocking();
     if let Ok(acknowledged) = &barrier {
-        markers.note_acknowledged(&t.retweets, acknowledged);
+        markers.note_acknowledged(&t.retweets, acknowledged, Instant::now());
     }
-    // After the barrier: what it acknowledged in the retweets topic counts.
-    update_ends(config, engine, highs, positions, &markers.acknowledged);
+    markers.hold_retweets_ends(engine, positions, barrier.is_ok());
     if barrier.is_err() {
         delivered = false;
         keep_for_resend(
@@ -1110,6 +1163,9 @@ fn flush(
     histogram!("speed_stage_produce_seconds").record(started.elapsed().as_secs_f64());
     let produced = Instant::now();
     let flushed = producer.flush_blocking();
+    if let Ok(acknowledged) = &flushed {
+        markers.note_acknowledged(&t.retweets, acknowledged, Instant::now());
+    }
     histogram!("speed_stage_flush_seconds").record(produced.elapsed().as_secs_f64());
     // The newest view value of each key this tick, only when something
     // failed.
@@ -1217,12 +1273,8 @@ mod tests {
         let newest: HashMap<(String, Vec<u8>), Vec<u8>> =
             [(("view".to_string(), b"hashtag/0/a".to_vec()), b"2".to_vec())].into();
         let view = "view".to_string();
-        let mut markers = Markers {
-            retweets_partitions: 1,
-            sent: HashMap::new(),
-            acknowledged: HashMap::new(),
-            resend: Vec::new(),
-        };
+        let hour = Duration::from_secs(3600);
+        let mut markers = Markers::new(1, hour, hour);
         let mut summary = SpeedSummary::default();
         keep_for_resend(
             &producer,
@@ -1258,7 +1310,7 @@ mod tests {
     /// An instance reading four tweets partitions tells each of the four
     /// retweets partitions their progress in one message a tick (it was one
     /// message per tweets partition: partitions² a tick), and sends nothing
-    /// while no marker changed.
+    /// while no marker changed, until it is time to send them all again.
     #[test]
     fn markers_cost_one_message_per_retweets_partition() {
         let mock = MockCluster::new(1).expect("mock cluster");
@@ -1282,12 +1334,8 @@ mod tests {
             };
             engine.apply(*source, event, now);
         }
-        let mut markers = Markers {
-            retweets_partitions: 4,
-            sent: HashMap::new(),
-            acknowledged: HashMap::new(),
-            resend: Vec::new(),
-        };
+        let hour = Duration::from_secs(3600);
+        let mut markers = Markers::new(4, hour, hour);
         let per_partition = |offsets: &tweetlambda_kafka::Offsets| -> Vec<i64> {
             (0..4)
                 .map(|k| offsets.get(&format!("retweets:{k}")).copied().unwrap_or(0))
@@ -1301,6 +1349,63 @@ mod tests {
         send_markers("retweets", &engine, &producer, &mut markers).expect("sent");
         let offsets = producer.flush_blocking().expect("delivered");
         assert_eq!(per_partition(&offsets), vec![1, 1, 1, 1]);
+        // Once `all_every` has passed, every marker again, in one message
+        // per retweets partition.
+        markers.all_every = Duration::ZERO;
+        send_markers("retweets", &engine, &producer, &mut markers).expect("sent");
+        let offsets = producer.flush_blocking().expect("delivered");
+        assert_eq!(per_partition(&offsets), vec![2, 2, 2, 2]);
+    }
+
+    /// A retweets partition is not read to its end before this process read
+    /// what the broker acknowledged there from it, nor after a failed
+    /// barrier; an acknowledged offset holds the end for `hold_for` only.
+    #[test]
+    fn acknowledged_retweets_hold_the_end_of_their_partition() {
+        let now = Instant::now();
+        let (tweets, retweets) = ((Input::Tweets, 0), (Input::Retweets, 0));
+        let mut engine = Engine::new(60_000, Vec::new(), 0, 3, Duration::ZERO);
+        engine.set_tweets_partitions(1);
+        engine.assign(&[tweets, retweets], now);
+        // A newest event time, nothing to publish (no window).
+        engine.apply_marker(0, 0, Some(60_000), now);
+        // What `update_ends` concludes from the statistics.
+        let from_statistics = |engine: &mut Engine| {
+            engine.set_at_end(tweets, true);
+            engine.set_at_end(retweets, true);
+        };
+        from_statistics(&mut engine);
+        assert!(engine.is_drained(Instant::now()), "both at their end");
+
+        let hour = Duration::from_secs(3600);
+        let mut markers = Markers::new(1, hour, hour);
+        let offsets = tweetlambda_kafka::Offsets::from([
+            ("retweets:0".to_string(), 7),
+            ("view:0".to_string(), 99),
+        ]);
+        markers.note_acknowledged("retweets", &offsets, now);
+        assert_eq!(markers.acknowledged.get(&0).map(|a| a.0), Some(7));
+        let read_to = |offset: i64| HashMap::from([(retweets, offset)]);
+        markers.hold_retweets_ends(&mut engine, &read_to(5), true);
+        assert!(
+            !engine.is_drained(Instant::now()),
+            "offsets 5 and 6 were acknowledged but not read yet"
+        );
+        from_statistics(&mut engine);
+        markers.hold_retweets_ends(&mut engine, &read_to(7), true);
+        assert!(engine.is_drained(Instant::now()), "read to 7");
+        markers.hold_retweets_ends(&mut engine, &read_to(7), false);
+        assert!(
+            !engine.is_drained(Instant::now()),
+            "a failed barrier: retweets may wait to be sent again"
+        );
+
+        // Held no longer than `hold_for`.
+        let mut markers = Markers::new(1, hour, Duration::ZERO);
+        markers.note_acknowledged("retweets", &offsets, now);
+        from_statistics(&mut engine);
+        markers.hold_retweets_ends(&mut engine, &read_to(5), true);
+        assert!(engine.is_drained(Instant::now()), "the hold has expired");
     }
 
     /// A partition more than the largest window (here 1 hour) ahead of the

@@ -87,9 +87,19 @@ fn top<K: Ord>(counts: HashMap<K, i64>) -> Vec<(K, i64)> {
 /// Every final message of a topic, by (window, end); several messages for
 /// one window instance (from restarts or instances) are all kept.
 fn read_finals(brokers: &str, topic: &str) -> BTreeMap<(String, i64), Vec<Vec<Value>>> {
+    read_finals_after(brokers, topic, &BTreeMap::new())
+}
+
+/// [`read_finals`], of the messages at or after `after`'s offset of their
+/// partition (0 where it has none).
+fn read_finals_after(
+    brokers: &str,
+    topic: &str,
+    after: &BTreeMap<i32, i64>,
+) -> BTreeMap<(String, i64), Vec<Vec<Value>>> {
     let mut out: BTreeMap<(String, i64), Vec<Vec<Value>>> = BTreeMap::new();
     for r in read_topic_at(brokers, topic) {
-        if r.value["final"] != true {
+        if r.value["final"] != true || r.offset < after.get(&r.partition).copied().unwrap_or(0) {
             continue;
         }
         let end = tweetlambda_core::parse_event_time(r.value["end"].as_str().unwrap_or_default())
@@ -148,6 +158,9 @@ fn merge_finals(
         })
         .collect()
 }
+
+/// Offsets per partition of the top-N topics (hashtags, tweets).
+type OutputEnds = (BTreeMap<i32, i64>, BTreeMap<i32, i64>);
 
 struct Speed {
     prefix: String,
@@ -302,8 +315,27 @@ impl Speed {
 
     /// The finals of both outputs, merged.
     fn finals(&self) -> (Finals, Finals) {
-        let hashtags = read_finals(&self.brokers, &self.topic("top_hashtags"));
-        let tweets = read_finals(&self.brokers, &self.topic("top_tweets"));
+        self.finals_after(&OutputEnds::default())
+    }
+
+    /// Per partition of both outputs (hashtags, tweets), the offset after
+    /// their last message: where what comes next starts.
+    fn output_ends(&self) -> OutputEnds {
+        let ends = |topic: &str| {
+            let mut ends = BTreeMap::new();
+            for r in read_topic_at(&self.brokers, &self.topic(topic)) {
+                let end = ends.entry(r.partition).or_insert(0);
+                *end = (*end).max(r.offset + 1);
+            }
+            ends
+        };
+        (ends("top_hashtags"), ends("top_tweets"))
+    }
+
+    /// [`Speed::finals`] of the messages after `ends`.
+    fn finals_after(&self, ends: &OutputEnds) -> (Finals, Finals) {
+        let hashtags = read_finals_after(&self.brokers, &self.topic("top_hashtags"), &ends.0);
+        let tweets = read_finals_after(&self.brokers, &self.topic("top_tweets"), &ends.1);
         (
             merge_finals(&hashtags, "hashtag", "count"),
             merge_finals(&tweets, "tweet_id", "score"),
@@ -866,6 +898,7 @@ async fn retweets_removed_by_retention_are_re_keyed_again() {
     };
     run("first run", &[]);
     speed.assert_exact(&hashtags, &tweets);
+    let first_run = speed.output_ends();
     let rekeyed = rekeyed_retweets(&speed.brokers, &retweets);
     assert!(rekeyed > 100, "{rekeyed} retweets re-keyed");
     broker.stop();
@@ -873,12 +906,17 @@ async fn retweets_removed_by_retention_are_re_keyed_again() {
     let left = rekeyed_retweets(&speed.brokers, &retweets);
     assert_eq!(left, 0, "retention removed the re-keyed retweets");
     // The first run's markers outlived its retweets. The restart's producer
-    // holds its re-keyed retweets until a tick's barrier sends them (linger),
-    // so that they are always on their way when a tick closes windows: on
-    // the old markers, or on statistics that do not show them yet, a window
-    // closed without them (and --exit-when-idle exited before they were
-    // read).
+    // holds every message 5 s before sending it (linger), so that its
+    // re-keyed retweets are still on their way when a tick closes windows:
+    // on the old markers, or on statistics that did not show them yet, a
+    // window closed without them (and --exit-when-idle exited before they
+    // were read).
     run("restart", &["-X", "linger.ms=5000"]);
+    // The restart's own finals, then all of them.
+    assert_eq!(
+        speed.finals_after(&first_run),
+        (hashtags.clone(), tweets.clone())
+    );
     speed.assert_exact(&hashtags, &tweets);
     speed.assert_view_exact(&exact_buckets(&db).await);
 }
